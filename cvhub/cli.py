@@ -1,0 +1,63 @@
+"""The ``cvhub`` command: assembles each package's own Typer sub-application.
+
+Sub-applications import their heavy dependencies inside their commands, so ``cvhub --help`` and
+``cvhub ledger ...`` stay fast and never import Airflow.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+app = typer.Typer(
+    name="cvhub",
+    help="Integration hub for electronic credit voucher platforms.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+
+# (command name, module, attribute, help). A module that is not there yet is skipped, so the
+# command keeps working while the packages grow.
+_SUBAPPS = [
+    ("ledger", "ledger.cli", "app", "The canonical voucher ledger: apply, verify, show, export."),
+    ("recon", "ledger.recon.cli", "app", "Reconciliation and the finance package."),
+    ("quarantine", "ledger.quarantine_cli", "app", "Failed items: list, show, replay."),
+    ("map", "mappings.cli", "app", "Map external formats onto the canonical model."),
+    ("registry", "connectors.registry.cli", "app", "Registry (中登网) manual queue."),
+    ("sandbox", "sandbox.cli", "app", "Run the sandbox stand-ins of every external system."),
+    ("connector", "connectors.cli", "app", "Connector scaffolding and conformance checks."),
+    ("bench", "bench.cli", "app", "Benchmarks (ratios against a baseline measured in the same run)."),
+]
+
+
+def _register() -> None:
+    for name, module, attr, help_text in _SUBAPPS:
+        try:
+            mod = importlib.import_module(module)
+        except ModuleNotFoundError as e:
+            if e.name and (e.name == module or module.startswith(e.name + ".")):
+                continue  # that part of cvhub is not built yet
+            raise
+        app.add_typer(getattr(mod, attr), name=name, help=help_text)
+
+
+_register()
+
+
+@app.command()
+def demo(
+    db: str = typer.Option(None, "--db", help="Ledger database URL (default: CVHUB_DB_URL or SQLite)."),
+) -> None:
+    """Run the main job end to end (see README)."""
+    from cvhub.demo import run_demo
+
+    raise typer.Exit(run_demo(db))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

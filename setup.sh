@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Sets up everything cvhub needs on a fresh machine, from the project's own files only:
+# a virtualenv with the pinned requirements, cvhub itself (editable), and OpenSSH's sshd/sftp
+# (Debian packages; the SFTP tests and benchmark run against a real sshd on loopback).
+# Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3.11}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+stamp=.venv/.cvhub-requirements.sha256
+want=$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
+  echo "$want" > "$stamp"
+fi
+if ! command -v /usr/sbin/sshd >/dev/null 2>&1 || ! command -v sftp >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing openssh-server and openssh-client (Debian) for the SFTP tests" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssh-server openssh-client >/dev/null
+  else
+    echo "setup: OpenSSH sshd not found and cannot install it (not root / no apt-get): sshd tests will skip" >&2
+  fi
+fi
+mkdir -p /run/sshd 2>/dev/null || true
