@@ -51,6 +51,7 @@ class StatementEntry:
     return_reason: str | None = None             # ISO return reason (R-transactions)
     counterparty: Party = field(default_factory=Party)
     line: int | None = None
+    transactions: tuple[TransactionDetail, ...] = ()  # batch bookings: one per payment (camt TxDtls)
 
     @property
     def signed_minor(self) -> int:
@@ -79,6 +80,7 @@ class Statement:
     legal_sequence: int | None = None
     account_servicer: str | None = None          # BIC / CNAPS of the account's bank
     message_id: str | None = None
+    page: int | None = None                      # camt StmtPgntn/PgNb, MT940 :28C: /page
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,3 +132,153 @@ class Payable:
     receipt_no: str | None = None
     confirmed_at: datetime | None = None
     supplier_name: str | None = None
+
+
+# --- additions by the mappings part (additive; the types above keep their names and fields) ----
+
+
+@dataclass(frozen=True, slots=True)
+class TransactionDetail:
+    """One transaction inside a batch-booked statement entry (camt ``NtryDtls/TxDtls``).
+
+    A single-transaction entry copies its references onto the :class:`StatementEntry` itself; a
+    batch entry (one booking for many payments) lists each payment here so reconciliation can
+    match every EndToEndId. ``amount_minor`` is None when the bank does not itemise amounts.
+    """
+
+    amount_minor: int | None
+    currency: str | None
+    credit_debit: CreditDebit | None
+    end_to_end_id: str | None = None
+    instruction_id: str | None = None
+    payment_info_id: str | None = None
+    account_servicer_ref: str | None = None
+    remittance_info: str | None = None
+    return_reason: str | None = None
+    counterparty: Party = field(default_factory=Party)
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedRecord:
+    """A record of a batch file that could not be mapped: reported as data, never dropped.
+
+    The rest of the batch still maps; the ledger's quarantine stores these with the raw bytes so an
+    operator can fix and replay them. ``line`` is the 1-based physical line (CSV) or record number.
+    """
+
+    source: str                                  # file name / archive ref the caller passed in
+    line: int | None
+    reason: str                                  # machine-readable code, e.g. "over_precise"
+    message: str                                 # human-readable, names the field
+    raw: bytes
+    field: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FinancingDecision:
+    """A bank's (funder's) answer to a financing request for one voucher piece.
+
+    ``decision``: APPROVED (offer made, not yet paid), DISBURSED (money paid to the holder: the
+    funder now holds the piece), REJECTED (``reason`` says why). Interest is the discount the bank
+    keeps: amount x rate x days / basis, in minor units as the bank computed it.
+    """
+
+    request_id: str                              # cvhub's serial number for the request
+    bank_ref: str | None
+    decision: Literal["APPROVED", "DISBURSED", "REJECTED"]
+    piece_id: str | None
+    amount_minor: int | None
+    currency: str | None
+    interest_minor: int | None = None
+    net_amount_minor: int | None = None
+    annual_rate: str | None = None               # decimal text, e.g. "0.0345"; never a float
+    day_count: str | None = None                 # "ACT/360", "ACT/365"
+    with_recourse: bool | None = None
+    value_date: date | None = None
+    decided_at: datetime | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryConflict:
+    """A registration at the registry that overlaps the receivable cvhub wants to register."""
+
+    registration_no: str
+    registrant: str | None
+    registered_at: datetime | None
+    description: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistryResponse:
+    """The registry's answer to register / query / amend / cancel.
+
+    ``status``: REGISTERED, AMENDED, CANCELLED, FOUND (query with conflicts listed), NOT_FOUND,
+    PENDING (filed, waiting for the registry or an operator), REJECTED (``reason``).
+    """
+
+    request_id: str
+    operation: Literal["register", "query", "amend", "cancel"]
+    status: str
+    registration_no: str | None = None
+    registered_at: datetime | None = None
+    expires_on: date | None = None
+    conflicts: tuple[RegistryConflict, ...] = ()
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RegistrationRequest:
+    """What cvhub files at the registry for one financing (a transfer/pledge of receivables).
+
+    Rendered into a registration packet (JSON or XML) by ``mappings.registry``.
+    """
+
+    request_id: str
+    registration_type: Literal["transfer", "pledge"]
+    transferor: Party                            # the holder assigning the receivable (uscc required)
+    transferee: Party                            # the funder
+    obligor: Party
+    voucher_id: str
+    piece_id: str
+    amount_minor: int
+    currency: str
+    maturity_date: date
+    period_months: int                           # registration period the registrant pays for
+    description: str | None = None
+    amends_registration_no: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GlLine:
+    """One line of a GL journal entry: either a debit or a credit (the other is 0)."""
+
+    account_code: str                            # the ERP's chart-of-accounts code
+    debit_minor: int
+    credit_minor: int
+    currency: str
+    party_uscc: str | None = None
+    voucher_id: str | None = None
+    piece_id: str | None = None
+    memo: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class GlPosting:
+    """One balanced GL journal entry for an issuance, financing or clearing event of the ledger."""
+
+    posting_id: str                              # ledger journal entry id (idempotency key in the ERP)
+    kind: Literal["issuance", "financing", "clearing", "other"]
+    posting_date: date
+    description: str
+    lines: tuple[GlLine, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class GlJournal:
+    """A batch of GL postings for one company (ledger entity) and one day, sent to the ERP as a file."""
+
+    journal_id: str
+    company_code: str
+    journal_date: date
+    postings: tuple[GlPosting, ...]

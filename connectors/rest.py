@@ -1,0 +1,603 @@
+"""REST transport: one careful HTTP client that every REST system connector builds on.
+
+What it guarantees, per call:
+- a (connect, read) timeout on every request; TLS verification always on (a private CA bundle may
+  be given, ``verify=False`` is not offered); plain ``http://`` only to loopback hosts;
+- retries with exponential backoff and jitter, bounded, ONLY where repeating is safe:
+  timeouts and dropped connections of reads, connection failures before anything was sent,
+  5xx and 429 (``Retry-After`` honoured in seconds or HTTP-date; a wait above the cap is not
+  slept but raised as ``RateLimited`` for the scheduler). 4xx are fatal at the first attempt;
+- an ``Idempotency-Key`` header on every POST (``post()`` requires one: derive it from the
+  business serial so that a resend under the same serial is recognised by the server);
+- a POST whose answer is lost after it was sent (read timeout, connection dropped) raises
+  ``OutcomeUnknown`` and is NOT retried here: the system connector queries by the original
+  serial and resends under the same serial/key only if the server never saw it;
+- HMAC-SHA256 request signing where a system requires it (``HmacSigner``: method, path+query,
+  timestamp and body hash, sent with the key id);
+- every request and response archived raw (with SHA-256) via ``connectors.archive.Archive``
+  before it is processed, with Authorization, signature, API-key and other secret headers
+  redacted and every configured secret value scrubbed from the bytes;
+- errors from ``connectors.errors``, each naming system, operation and id.
+
+It must never log or archive a secret, follow a redirect, or retry a state-changing request
+whose outcome is unknown.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import ipaddress
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import urllib3.exceptions
+from requests.structures import CaseInsensitiveDict
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
+
+from connectors.archive import Archive
+from connectors.errors import (
+    ClientError,
+    ConfigurationError,
+    ConnectionDropped,
+    ConnectorError,
+    ConnectorTimeout,
+    FatalError,
+    NotFound,
+    OutcomeUnknown,
+    RateLimited,
+    RetriableError,
+    ServerError,
+    ValidationFailed,
+)
+
+log = logging.getLogger("cvhub.connectors.rest")
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_SECRET_HEADER_NAMES = frozenset(
+    {
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+        "set-cookie",
+        "x-api-key",
+        "x-signature",
+        "x-auth-token",
+    }
+)
+_SECRET_HEADER_WORDS = ("secret", "token", "password", "signature", "api-key", "apikey")
+REDACTED = "[REDACTED]"
+
+
+def is_secret_header(name: str) -> bool:
+    n = name.lower()
+    return n in _SECRET_HEADER_NAMES or any(w in n for w in _SECRET_HEADER_WORDS)
+
+
+def _is_loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP-date); None if absent/bad."""
+    if value is None or not value.strip():
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return float(text)
+    try:
+        when = parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+# --- signing ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HmacSigner:
+    """HMAC-SHA256 request signing.
+
+    String to sign (UTF-8, ``\\n``-joined): ``METHOD``, path with query exactly as sent,
+    timestamp (Unix seconds), hex SHA-256 of the body bytes. Sent as headers ``X-Key-Id``,
+    ``X-Timestamp``, ``X-Content-SHA256`` and ``X-Signature`` (base64 of the MAC). The secret is
+    kept out of ``repr`` and never logged; the signature header is redacted in the archive.
+    """
+
+    key_id: str
+    secret: str = field(repr=False)
+
+    def string_to_sign(self, method: str, path: str, timestamp: str, body: bytes) -> bytes:
+        return "\n".join([method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()]).encode()
+
+    def headers(self, method: str, path: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
+        timestamp = str(int(time.time() if now is None else now))
+        mac = hmac.new(
+            self.secret.encode(), self.string_to_sign(method, path, timestamp, body), hashlib.sha256
+        )
+        return {
+            "X-Key-Id": self.key_id,
+            "X-Timestamp": timestamp,
+            "X-Content-SHA256": hashlib.sha256(body).hexdigest(),
+            "X-Signature": base64.b64encode(mac.digest()).decode(),
+        }
+
+
+# --- configuration ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RestConfig:
+    """Validated settings of one REST endpoint. Secrets are excluded from ``repr``.
+
+    system: name used in errors, logs and the archive (``srm``, ``registry``, ``bank_b``).
+    base_url: ``https://...``; ``http://`` is accepted only for loopback hosts (sandboxes).
+    ca_bundle: path of a CA bundle to verify the server against (TLS verification is always on).
+    bearer_token / api_key: at most one; sent as ``Authorization: Bearer`` / ``api_key_header``.
+    signer: HMAC signing for systems that require it.
+    max_attempts: total attempts for retriable failures (>= 1).
+    backoff_initial / backoff_max: exponential backoff bounds in seconds (full jitter on top).
+    retry_after_cap: longest ``Retry-After`` slept in-process; above it ``RateLimited`` is raised.
+    """
+
+    system: str
+    base_url: str
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    max_attempts: int = 5
+    backoff_initial: float = 0.5
+    backoff_max: float = 30.0
+    retry_after_cap: float = 60.0
+    ca_bundle: str | None = None
+    bearer_token: str | None = field(default=None, repr=False)
+    api_key: str | None = field(default=None, repr=False)
+    api_key_header: str = "X-Api-Key"
+    signer: HmacSigner | None = field(default=None, repr=False)
+    user_agent: str = "cvhub-connector/0.1"
+
+    def __post_init__(self) -> None:
+        def bad(msg: str) -> ConfigurationError:
+            return ConfigurationError(msg, system=self.system or "rest", operation="configure")
+
+        if not self.system:
+            raise bad("system name is required")
+        parts = urlsplit(self.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise bad(f"base_url must be an http(s) URL, got scheme {parts.scheme!r}")
+        if parts.scheme == "http" and not _is_loopback_host(parts.hostname):
+            raise bad(f"plain http is only allowed to loopback hosts, not {parts.hostname!r}; use https")
+        if parts.username or parts.password:
+            raise bad("credentials in base_url are not allowed; use bearer_token/api_key/signer")
+        if not (self.connect_timeout > 0 and self.read_timeout > 0):
+            raise bad("connect_timeout and read_timeout must be positive (every call has a timeout)")
+        if self.max_attempts < 1:
+            raise bad("max_attempts must be at least 1")
+        if self.backoff_initial < 0 or self.backoff_max < self.backoff_initial or self.retry_after_cap < 0:
+            raise bad("backoff_initial <= backoff_max and retry_after_cap >= 0 are required")
+        if self.bearer_token is not None and self.api_key is not None:
+            raise bad("give either bearer_token or api_key, not both")
+        for name in ("bearer_token", "api_key"):
+            value = getattr(self, name)
+            if value is not None and (not value.strip() or "\n" in value or "\r" in value):
+                raise bad(f"{name} is empty or contains a line break")
+        if self.signer is not None and not (self.signer.key_id and self.signer.secret):
+            raise bad("signer needs a key id and a secret")
+        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
+            raise bad(f"ca_bundle {self.ca_bundle!r} is not a file")
+
+    def secret_values(self) -> list[str]:
+        values = [self.bearer_token, self.api_key, self.signer.secret if self.signer else None]
+        return [v for v in values if v]
+
+
+# --- responses ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RestResponse:
+    """A response as received (already archived): status, headers, raw body and archive hashes."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    request_sha256: str
+    response_sha256: str
+
+    def json(self) -> Any:
+        try:
+            return json.loads(self.body)
+        except ValueError as e:
+            raise ValueError(f"response body is not JSON (sha256 {self.response_sha256})") from e
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One page of a cursor-paginated listing: the parsed body, its items, and the cursor after it."""
+
+    number: int
+    items: list[Any]
+    body: dict[str, Any]
+    next_cursor: str | None
+    response: RestResponse
+
+
+# --- the client ---------------------------------------------------------------------------------
+
+
+class RestClient:
+    """HTTP client for one system; thread-compatible (use one per thread), close() when done."""
+
+    def __init__(
+        self,
+        config: RestConfig,
+        *,
+        archive: Archive,
+        sleep: Callable[[float], None] = time.sleep,
+        session: requests.Session | None = None,
+    ) -> None:
+        self.config = config
+        self.archive = archive
+        self._sleep = sleep
+        self._session = session or requests.Session()
+        self._session.trust_env = False  # no proxies or netrc credentials picked up from the environment
+        self._secrets = [s.encode() for s in config.secret_values()]
+
+    def close(self) -> None:
+        self._session.close()
+
+    def __enter__(self) -> RestClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- public calls --
+    def get(
+        self, path: str, *, operation: str, ref: str | None = None, params: Mapping[str, str] | None = None
+    ) -> RestResponse:
+        return self._call("GET", path, operation=operation, ref=ref, params=params)
+
+    def post(
+        self, path: str, body: Mapping[str, Any], *, operation: str, ref: str, idempotency_key: str
+    ) -> RestResponse:
+        """POST JSON with an ``Idempotency-Key``. 5xx/429 are retried under the same key; a lost
+        answer raises ``OutcomeUnknown`` (resolve it by querying ``ref``, then resend with the same key)."""
+        if not idempotency_key:
+            raise ValueError("every POST needs an idempotency key")
+        payload = json.dumps(body, ensure_ascii=False, separators=(",", ":"), sort_keys=True).encode()
+        return self._call(
+            "POST",
+            path,
+            operation=operation,
+            ref=ref,
+            body=payload,
+            extra_headers={
+                "Idempotency-Key": idempotency_key,
+                "Content-Type": "application/json; charset=utf-8",
+            },
+        )
+
+    def paginate(
+        self,
+        path: str,
+        *,
+        operation: str,
+        params: Mapping[str, str] | None = None,
+        cursor_param: str = "cursor",
+        items_field: str = "items",
+        next_cursor_field: str = "next_cursor",
+        max_pages: int = 1_000_000,
+    ) -> Iterator[Page]:
+        """Follow a cursor to the end: yield each page until the server returns no next cursor.
+
+        A cursor that repeats is a server bug that would loop forever: ``ValidationFailed``.
+        """
+        seen: set[str] = set()
+        query = dict(params or {})
+        for number in range(1, max_pages + 1):
+            resp = self.get(path, operation=operation, ref=query.get(cursor_param), params=query)
+            body = self._json_object(resp, operation)
+            items = body.get(items_field)
+            if not isinstance(items, list):
+                raise ValidationFailed(
+                    f"page {number}: field {items_field!r} is not a list",
+                    system=self.config.system,
+                    operation=operation,
+                    ref=query.get(cursor_param),
+                )
+            nxt = body.get(next_cursor_field)
+            yield Page(number, items, body, nxt if isinstance(nxt, str) and nxt else None, resp)
+            if not nxt:
+                return
+            if nxt in seen:
+                raise ValidationFailed(
+                    f"cursor {nxt!r} repeated at page {number}: pagination loop",
+                    system=self.config.system,
+                    operation=operation,
+                    ref=nxt,
+                )
+            seen.add(nxt)
+            query[cursor_param] = nxt
+        raise ValidationFailed(f"more than {max_pages} pages", system=self.config.system, operation=operation)
+
+    def _json_object(self, resp: RestResponse, operation: str, ref: str | None = None) -> dict[str, Any]:
+        try:
+            body = resp.json()
+        except ValueError as e:
+            raise ValidationFailed(str(e), system=self.config.system, operation=operation, ref=ref) from e
+        if not isinstance(body, dict):
+            raise ValidationFailed(
+                f"expected a JSON object (sha256 {resp.response_sha256})",
+                system=self.config.system,
+                operation=operation,
+                ref=ref,
+            )
+        return body
+
+    def json_object(self, resp: RestResponse, operation: str, ref: str | None = None) -> dict[str, Any]:
+        """The response body as a JSON object, or ``ValidationFailed`` naming the archived hash."""
+        return self._json_object(resp, operation, ref)
+
+    # -- machinery --
+    def _call(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        ref: str | None,
+        params: Mapping[str, str] | None = None,
+        body: bytes = b"",
+        extra_headers: Mapping[str, str] | None = None,
+    ) -> RestResponse:
+        cfg = self.config
+        attempts = 0
+
+        def attempt() -> RestResponse:
+            nonlocal attempts
+            attempts += 1
+            return self._attempt(
+                method,
+                path,
+                operation=operation,
+                ref=ref,
+                params=params,
+                body=body,
+                extra_headers=extra_headers or {},
+                attempt=attempts,
+            )
+
+        def should_retry(exc: BaseException) -> bool:
+            if (
+                isinstance(exc, RateLimited)
+                and exc.retry_after is not None
+                and exc.retry_after > cfg.retry_after_cap
+            ):
+                return False  # too long to hold a worker: let the scheduler come back later
+            return isinstance(exc, RetriableError)
+
+        def wait(state: RetryCallState) -> float:
+            exc = state.outcome.exception() if state.outcome else None
+            if isinstance(exc, RateLimited) and exc.retry_after is not None:
+                delay = exc.retry_after
+            else:
+                ceiling = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (state.attempt_number - 1))
+                delay = ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+            log.info(
+                "%s.%s [%s] attempt %d failed (%s); retrying in %.2fs",
+                cfg.system,
+                operation,
+                ref or "-",
+                state.attempt_number,
+                type(exc).__name__,
+                delay,
+            )
+            return delay
+
+        retrying = Retrying(
+            stop=stop_after_attempt(cfg.max_attempts),
+            wait=wait,
+            retry=retry_if_exception(should_retry),
+            sleep=self._sleep,
+            reraise=True,
+        )
+        return retrying(attempt)
+
+    def _redact_bytes(self, data: bytes) -> bytes:
+        for secret in self._secrets:
+            data = data.replace(secret, REDACTED.encode())
+        return data
+
+    def _archive(
+        self,
+        head: str,
+        headers: Mapping[str, str],
+        body: bytes,
+        *,
+        operation: str,
+        direction: str,
+        ref: str | None,
+        meta: dict[str, str],
+    ) -> str:
+        lines = [head] + [f"{k}: {REDACTED if is_secret_header(k) else v}" for k, v in headers.items()]
+        raw = ("\r\n".join(lines) + "\r\n\r\n").encode("utf-8", "replace") + body
+        item = self.archive.store(
+            raw,
+            system=self.config.system,
+            operation=operation,
+            direction=direction,
+            ref=ref,
+            redact=self._redact_bytes,
+            meta=meta,
+        )
+        return item.sha256
+
+    def _attempt(
+        self,
+        method: str,
+        path: str,
+        *,
+        operation: str,
+        ref: str | None,
+        params: Mapping[str, str] | None,
+        body: bytes,
+        extra_headers: Mapping[str, str],
+        attempt: int,
+    ) -> RestResponse:
+        cfg = self.config
+        headers = {"Accept": "application/json", "User-Agent": cfg.user_agent, **extra_headers}
+        if cfg.bearer_token:
+            headers["Authorization"] = f"Bearer {cfg.bearer_token}"
+        if cfg.api_key:
+            headers[cfg.api_key_header] = cfg.api_key
+        url = cfg.base_url.rstrip("/") + "/" + path.lstrip("/")
+        prepared = self._session.prepare_request(
+            requests.Request(method, url, headers=headers, params=dict(params or {}), data=body or None)
+        )
+        if cfg.signer is not None:
+            prepared.headers.update(cfg.signer.headers(method, prepared.path_url, body))
+        where: dict[str, Any] = dict(system=cfg.system, operation=operation, ref=ref)
+        meta = {"method": method, "path": urlsplit(prepared.url or "").path, "attempt": str(attempt)}
+        req_sha = self._archive(
+            f"{method} {prepared.path_url} HTTP/1.1",
+            {k: str(v) for k, v in prepared.headers.items()},
+            body,
+            operation=operation,
+            direction="out",
+            ref=ref,
+            meta=meta,
+        )
+        log.debug(
+            "%s %s %s.%s [%s] attempt %d", method, meta["path"], cfg.system, operation, ref or "-", attempt
+        )
+        safe = method in SAFE_METHODS
+        try:
+            resp = self._session.send(
+                prepared,
+                timeout=(cfg.connect_timeout, cfg.read_timeout),
+                verify=cfg.ca_bundle or True,
+                allow_redirects=False,
+            )
+        except requests.exceptions.SSLError as e:
+            raise FatalError(f"TLS verification failed: {type(e).__name__}", **where) from e
+        except requests.exceptions.ConnectTimeout as e:
+            raise ConnectorTimeout(
+                f"no connection within {cfg.connect_timeout}s (nothing sent)", **where
+            ) from e
+        except requests.exceptions.ReadTimeout as e:
+            if safe:
+                raise ConnectorTimeout(f"no answer within {cfg.read_timeout}s", **where) from e
+            raise OutcomeUnknown(
+                f"{method} sent, no answer within {cfg.read_timeout}s: query by serial before any resend",
+                **where,
+            ) from e
+        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
+            if safe or _nothing_sent(e):
+                raise ConnectionDropped(f"connection failed: {_short(e)}", **where) from e
+            raise OutcomeUnknown(
+                f"{method} sent, connection dropped before the answer: query by serial before any resend",
+                **where,
+            ) from e
+        except requests.exceptions.InvalidURL as e:
+            raise ConfigurationError(f"invalid URL: {_short(e)}", **where) from e
+        except requests.exceptions.RequestException as e:
+            raise FatalError(f"request failed: {type(e).__name__}", **where) from e
+        resp_headers = CaseInsensitiveDict(resp.headers)
+        resp_sha = self._archive(
+            f"HTTP/1.1 {resp.status_code} {resp.reason}",
+            resp_headers,
+            resp.content,
+            operation=operation,
+            direction="in",
+            ref=ref,
+            meta={**meta, "status": str(resp.status_code), "request_sha256": req_sha},
+        )
+        result = RestResponse(resp.status_code, resp_headers, resp.content, req_sha, resp_sha)
+        self._raise_for_status(result, **where)
+        return result
+
+    def _raise_for_status(self, resp: RestResponse, *, system: str, operation: str, ref: str | None) -> None:
+        status = resp.status
+        if 200 <= status < 300:
+            return
+        detail = _error_detail(resp)
+        where: dict[str, Any] = dict(system=system, operation=operation, ref=ref)
+        if status == 429:
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+            raise RateLimited(
+                f"HTTP 429 rate limited (Retry-After {retry_after}){detail}", retry_after=retry_after, **where
+            )
+        if status >= 500:
+            raise ServerError(f"HTTP {status}{detail}", status=status, **where)
+        if status == 404:
+            raise NotFound(f"HTTP 404{detail}", **where)
+        if 300 <= status < 400:
+            raise FatalError(f"HTTP {status}: redirects are not followed{detail}", **where)
+        raise ClientError(f"HTTP {status}{detail}", status=status, **where)
+
+
+def _nothing_sent(exc: BaseException) -> bool:
+    """True when the request certainly never left: the connection itself could not be made."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError)):
+            return True
+        if isinstance(current, urllib3.exceptions.MaxRetryError) and current.reason is not None:
+            current = current.reason
+            continue
+        nxt = current.args[0] if current.args and isinstance(current.args[0], BaseException) else None
+        current = nxt or current.__cause__ or current.__context__
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    return type(exc).__name__
+
+
+def _error_detail(resp: RestResponse) -> str:
+    """``: code message`` from a JSON error body (truncated), or empty."""
+    try:
+        body = json.loads(resp.body)
+    except ValueError:
+        return ""
+    if not isinstance(body, dict):
+        return ""
+    detail = body.get("detail", body)
+    if isinstance(detail, dict):
+        text = " ".join(str(detail.get(k)) for k in ("code", "message") if detail.get(k))
+    else:
+        text = str(detail)
+    return f": {text[:200]}" if text else ""
+
+
+__all__ = [
+    "ConnectorError",
+    "HmacSigner",
+    "Page",
+    "RestClient",
+    "RestConfig",
+    "RestResponse",
+    "is_secret_header",
+    "parse_retry_after",
+]

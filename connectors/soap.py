@@ -1,0 +1,601 @@
+"""SOAP transport (zeep): contract-first clients with hardened XML, WS-Security and an archive.
+
+What it does:
+- loads a WSDL (normally the contract packaged next to a connector) with zeep ``Settings`` that
+  forbid DTDs, entities and external fetches, strict parsing and no huge trees — all set
+  explicitly, because zeep's defaults changed between versions (4.3.3 allows DTDs and external
+  fetches by default);
+- parses each WSDL once per process (keyed by location and, for files, content hash) and shares
+  the parsed ``Document`` between clients;
+- sends every call through a ``requests`` session with connect/read timeouts and TLS verification
+  on (optionally a private CA bundle);
+- adds WS-Security: UsernameToken (PasswordDigest or PasswordText) with ``wsu:Timestamp`` from an
+  injectable clock, and optionally an X.509 BinarySecurityToken signature (needs ``xmlsec``);
+- archives every request and response raw with its SHA-256 *before* processing, with the
+  UsernameToken password, digest and nonce redacted;
+- maps failures onto ``connectors.errors``: SOAP faults -> ``SoapFault(code, detail)``; HTTP 5xx,
+  connect failures and read timeouts of safe calls -> retriable; a read timeout, dropped connection
+  or unreadable answer after a *state-changing* request was sent -> ``OutcomeUnknown``.
+
+What it must never do: log or archive a secret, resend a state-changing request whose outcome is
+unknown (callers resolve by query first), fetch anything while parsing a contract, or import
+airflow.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextvars
+import hashlib
+import logging
+import os
+import re
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import zeep
+import zeep.exceptions
+from lxml import etree
+from zeep.helpers import serialize_object
+from zeep.wsdl import Document
+from zeep.wsse import utils as wsse_utils
+
+from connectors.archive import Archive
+from connectors.errors import (
+    ClientError,
+    ConfigurationError,
+    ConnectionDropped,
+    ConnectorTimeout,
+    FatalError,
+    OutcomeUnknown,
+    RateLimited,
+    RetriableError,
+    ServerError,
+    SoapFault,
+    ValidationFailed,
+)
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+NonceSource = Callable[[], bytes]
+_Applied = tuple[etree._Element, dict[str, str]]
+
+WSSE_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-secext-1.0.xsd"
+WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-utility-1.0.xsd"
+UT_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-token-profile-1.0"
+SOAP_MSG_SECURITY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"
+
+
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def secure_settings() -> zeep.Settings:
+    """zeep settings for every cvhub client and contract load; each flag set explicitly."""
+    return zeep.Settings(
+        strict=True,
+        raw_response=False,
+        force_https=True,
+        xml_huge_tree=False,
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
+
+
+# --- configuration ---------------------------------------------------------------------------
+
+@dataclass(frozen=True, slots=True)
+class UsernameTokenConfig:
+    """WS-Security UsernameToken. ``digest`` selects PasswordDigest (SHA-1 over nonce, created and
+    password; the password never travels) instead of PasswordText (only over TLS).
+    ``timestamp_ttl`` adds a wsu:Timestamp valid for that many seconds (None: no timestamp)."""
+
+    username: str
+    password: str = field(repr=False)
+    digest: bool = True
+    timestamp_ttl: int | None = 300
+
+
+@dataclass(frozen=True, slots=True)
+class SignatureConfig:
+    """X.509 signature of Body and Timestamp (BinarySecurityToken profile; needs ``xmlsec``).
+    ``server_cert_file``: when given, every response must carry a valid signature by that cert."""
+
+    key_file: Path
+    cert_file: Path
+    key_password: str | None = field(default=None, repr=False)
+    server_cert_file: Path | None = None
+    algorithm: str = "rsa-sha256"           # or "rsa-sha1" for a bank that still wants it
+
+
+@dataclass(frozen=True, slots=True)
+class SoapConfig:
+    """Everything a SOAP client needs; validated by ``validate()`` when a client is built."""
+
+    system: str
+    wsdl: str                               # packaged contract path (normal) or URL
+    endpoint: str | None = None             # overrides the WSDL's soap:address
+    binding: str | None = None              # "{ns}Name" of the binding, needed with ``endpoint``
+    username_token: UsernameTokenConfig | None = None
+    signature: SignatureConfig | None = None
+    connect_timeout: float = 5.0
+    read_timeout: float = 30.0
+    wsdl_timeout: float = 30.0
+    verify_tls: bool = True
+    ca_bundle: Path | None = None
+    retries: int = 2                        # extra attempts for retriable failures of safe calls
+    backoff: float = 0.2                    # seconds, doubled per attempt
+    max_retry_after: float = 60.0           # cap on a server's Retry-After we are willing to wait
+
+    def validate(self) -> None:
+        def bad(msg: str) -> ConfigurationError:
+            return ConfigurationError(msg, system=self.system or "?", operation="configure")
+
+        if not self.system:
+            raise bad("system name is required")
+        if not self.wsdl:
+            raise bad("wsdl location is required")
+        if self.endpoint is not None:
+            if not re.match(r"^https?://", self.endpoint):
+                raise bad(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
+            host = urlsplit(self.endpoint).hostname or ""
+            if self.endpoint.startswith("http://") and host not in _LOOPBACK:
+                raise bad(f"plain http to {host!r}: use https (plain http is for loopback sandboxes only)")
+            if not self.binding:
+                raise bad("binding is required when endpoint overrides the WSDL address")
+        if re.match(r"^http://", self.wsdl) and (urlsplit(self.wsdl).hostname or "") not in _LOOPBACK:
+            raise bad("WSDL over plain http from a remote host: use the packaged contract or https")
+        if self.connect_timeout <= 0 or self.read_timeout <= 0:
+            raise bad("timeouts must be positive")
+        if not self.verify_tls and self.ca_bundle is not None:
+            raise bad("ca_bundle given but verify_tls is off")
+        if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
+            raise bad(f"ca_bundle {self.ca_bundle} does not exist")
+        if self.username_token and not self.username_token.username:
+            raise bad("username_token.username is empty")
+        if self.signature:
+            for p in (self.signature.key_file, self.signature.cert_file):
+                if not Path(p).is_file():
+                    raise bad(f"signature file {p} does not exist")
+        if self.retries < 0:
+            raise bad("retries must be >= 0")
+
+
+# --- redaction -------------------------------------------------------------------------------
+
+_SECRET_ELEMENTS = re.compile(
+    rb"(<(?:[A-Za-z_][\w.-]*:)?(Password|Nonce)\b[^>]*>)(.*?)(</(?:[A-Za-z_][\w.-]*:)?\2\s*>)", re.S
+)
+REDACTED = b"***REDACTED***"
+
+
+def redact_wsse(data: bytes) -> bytes:
+    """Blank the text of every Password and Nonce element (UsernameToken secrets) in raw XML."""
+    return _SECRET_ELEMENTS.sub(lambda m: m.group(1) + REDACTED + m.group(4), data)
+
+
+# --- WSDL cache -------------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class WsdlCacheStats:
+    loads: int = 0
+    hits: int = 0
+    last_load_seconds: float = 0.0
+
+
+_WSDL_CACHE: dict[tuple[str, str], Document] = {}
+_WSDL_LOCK = threading.Lock()
+WSDL_STATS = WsdlCacheStats()
+
+
+def _cache_key(location: str) -> tuple[str, str]:
+    if re.match(r"^https?://", location):
+        return (location, "")
+    path = Path(location).resolve()
+    # a changed contract file (new deployment) is a new key, not a stale hit
+    return (str(path), hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def load_wsdl(location: str, transport: zeep.Transport, *, system: str = "soap") -> Document:
+    """The parsed WSDL ``Document`` for ``location``, parsed at most once per process."""
+    try:
+        key = _cache_key(location)
+    except OSError as e:
+        raise ConfigurationError(f"WSDL {location} unreadable: {e}", system=system,
+                                 operation="load_wsdl") from e
+    with _WSDL_LOCK:
+        doc = _WSDL_CACHE.get(key)
+        if doc is not None:
+            WSDL_STATS.hits += 1
+            return doc
+        started = time.perf_counter()
+        try:
+            doc = Document(location, transport, settings=secure_settings())
+        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
+                zeep.exceptions.ExternalReferenceForbidden, zeep.exceptions.XMLSyntaxError) as e:
+            raise ValidationFailed(f"WSDL {location} refused: {type(e).__name__}: {e}",
+                                   system=system, operation="load_wsdl") from e
+        except requests.RequestException as e:
+            raise ConnectionDropped(f"WSDL {location} could not be fetched: {type(e).__name__}",
+                                    system=system, operation="load_wsdl") from e
+        WSDL_STATS.loads += 1
+        WSDL_STATS.last_load_seconds = time.perf_counter() - started
+        _WSDL_CACHE[key] = doc
+        return doc
+
+
+def clear_wsdl_cache() -> None:
+    """Forget parsed WSDLs (benchmarks measure a cold load with it; production never needs it)."""
+    with _WSDL_LOCK:
+        _WSDL_CACHE.clear()
+        WSDL_STATS.loads = WSDL_STATS.hits = 0
+
+
+# --- WS-Security ---------------------------------------------------------------------------
+
+def _utc_text(t: datetime) -> str:
+    if t.tzinfo is None:
+        raise ValueError("WS-Security clock must return timezone-aware datetimes")
+    return t.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class UsernameTokenProfile:
+    """Adds wsu:Timestamp and wsse:UsernameToken to each envelope, timed by ``clock``."""
+
+    def __init__(self, cfg: UsernameTokenConfig, clock: Clock, nonce: NonceSource) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.nonce = nonce
+
+    def apply(self, envelope: etree._Element, headers: dict[str, str]) -> _Applied:
+        security = wsse_utils.get_security_header(envelope)
+        now = self.clock()
+        created = _utc_text(now)
+        if self.cfg.timestamp_ttl is not None:
+            ts = wsse_utils.WSU.Timestamp(
+                wsse_utils.WSU.Created(created),
+                wsse_utils.WSU.Expires(_utc_text(now + timedelta(seconds=self.cfg.timestamp_ttl))),
+            )
+            ts.set(f"{{{WSU_NS}}}Id", f"TS-{uuid.uuid4().hex}")
+            security.insert(0, ts)
+        token = wsse_utils.WSSE.UsernameToken(wsse_utils.WSSE.Username(self.cfg.username))
+        if self.cfg.digest:
+            nonce = self.nonce()
+            digest = base64.b64encode(
+                hashlib.sha1(nonce + created.encode() + self.cfg.password.encode()).digest()  # noqa: S324 - WSS UsernameToken profile mandates SHA-1
+            ).decode()
+            token.append(wsse_utils.WSSE.Password(digest, Type=f"{UT_PROFILE}#PasswordDigest"))
+            token.append(wsse_utils.WSSE.Nonce(base64.b64encode(nonce).decode(),
+                                               EncodingType=f"{SOAP_MSG_SECURITY}#Base64Binary"))
+            token.append(wsse_utils.WSU.Created(created))
+        else:
+            token.append(wsse_utils.WSSE.Password(self.cfg.password, Type=f"{UT_PROFILE}#PasswordText"))
+        security.append(token)
+        return envelope, headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        return envelope
+
+
+class SignatureProfile:
+    """BinarySecurityToken signature of Body and Timestamp (zeep + xmlsec); verifies responses
+    against the pinned server certificate when one is configured."""
+
+    def __init__(self, cfg: SignatureConfig) -> None:
+        import xmlsec
+        from zeep.wsse.signature import BinarySignature, _make_verify_key
+
+        methods = {"rsa-sha256": (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA256),
+                   "rsa-sha1": (xmlsec.Transform.RSA_SHA1, xmlsec.Transform.SHA1)}
+        if cfg.algorithm not in methods:
+            raise ValueError(f"signature algorithm {cfg.algorithm!r} not supported ({sorted(methods)})")
+        sig_method, digest_method = methods[cfg.algorithm]
+        self._signer = BinarySignature(str(cfg.key_file), str(cfg.cert_file), cfg.key_password,
+                                       signature_method=sig_method, digest_method=digest_method)
+        self._server_key = (
+            _make_verify_key(Path(cfg.server_cert_file).read_bytes()) if cfg.server_cert_file else None
+        )
+
+    def apply(self, envelope: etree._Element, headers: dict[str, str]) -> _Applied:
+        return self._signer.apply(envelope, headers)  # type: ignore[no-any-return]
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        if self._server_key is not None:
+            from zeep.wsse.signature import _verify_envelope_with_key
+
+            _verify_envelope_with_key(envelope, self._server_key)
+        return envelope
+
+
+class _ComposedSecurity:
+    def __init__(self, parts: list[Any]) -> None:
+        self.parts = parts
+
+    def apply(self, envelope: etree._Element, headers: dict[str, str]) -> _Applied:
+        for p in self.parts:
+            envelope, headers = p.apply(envelope, headers)
+        return envelope, headers
+
+    def verify(self, envelope: etree._Element) -> etree._Element:
+        for p in self.parts:
+            p.verify(envelope)
+        return envelope
+
+
+# --- transport ---------------------------------------------------------------------------
+
+@dataclass(slots=True)
+class _CallContext:
+    operation: str
+    ref: str | None
+    sent: bool = False
+    request_sha256: str | None = None
+    response_sha256: str | None = None
+    http_status: int | None = None
+    retry_after: str | None = None
+
+
+_CALL: contextvars.ContextVar[_CallContext | None] = contextvars.ContextVar("cvhub_soap_call", default=None)
+
+
+class ArchivingTransport(zeep.Transport):
+    """zeep transport: timeouts on every POST, TLS verify, raw archive of both directions, and
+    logging of sizes and hashes only (zeep's own transport logs whole envelopes at DEBUG)."""
+
+    def __init__(self, *, system: str, archive: Archive | None, session: requests.Session,
+                 connect_timeout: float, read_timeout: float, wsdl_timeout: float) -> None:
+        super().__init__(cache=None, timeout=wsdl_timeout, operation_timeout=read_timeout, session=session)
+        self.system = system
+        self.archive = archive
+        self.timeouts = (connect_timeout, read_timeout)
+
+    def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
+        body = message.encode("utf-8") if isinstance(message, str) else message
+        ctx = _CALL.get() or _CallContext(operation=headers.get("SOAPAction", "?").strip('"'), ref=None)
+        if self.archive is not None:
+            item = self.archive.store(body, system=self.system, operation=ctx.operation,
+                                      direction="request", ref=ctx.ref, redact=redact_wsse)
+            ctx.request_sha256 = item.sha256
+        log.debug("%s.%s [%s] POST %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
+                  len(body), ctx.request_sha256)
+        ctx.sent = False
+        response = self._send(address, body, headers, ctx)
+        content = response.content  # already read in full by requests (stream=False)
+        ctx.http_status = response.status_code
+        ctx.retry_after = response.headers.get("Retry-After")
+        if self.archive is not None:
+            item = self.archive.store(content, system=self.system, operation=ctx.operation,
+                                      direction="response", ref=ctx.ref, redact=redact_wsse,
+                                      meta={"http_status": str(response.status_code)})
+            ctx.response_sha256 = item.sha256
+        log.debug("%s.%s [%s] HTTP %d, %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
+                  response.status_code, len(content), ctx.response_sha256)
+        return response
+
+    def _send(self, address: str, body: bytes, headers: dict[str, str],
+              ctx: _CallContext) -> requests.Response:
+        try:
+            return self.session.post(address, data=body, headers=headers, timeout=self.timeouts)
+        except requests.ConnectTimeout:
+            raise  # never connected: nothing was sent
+        except requests.ConnectionError as e:
+            ctx.sent = not _never_connected(e)
+            raise
+        except requests.Timeout:
+            ctx.sent = True
+            raise
+
+
+def _never_connected(e: BaseException) -> bool:
+    """True when the error proves the request never left (refused / DNS / connect failure)."""
+    import urllib3.exceptions
+
+    seen: set[int] = set()
+    cur: BaseException | None = e
+    while cur is not None and id(cur) not in seen:
+        seen.add(id(cur))
+        if isinstance(cur, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError,
+                            urllib3.exceptions.NameResolutionError)):
+            return True
+        if isinstance(cur, urllib3.exceptions.MaxRetryError):
+            cur = cur.reason
+            continue
+        nxt = cur.args[0] if cur.args and isinstance(cur.args[0], BaseException) else None
+        cur = cur.__cause__ or cur.__context__ or nxt
+    return False
+
+
+# --- client -------------------------------------------------------------------------------
+
+def _first_line(e: BaseException) -> str:
+    return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None  # an HTTP-date: fall back to our own backoff
+
+
+def _local(qname: object) -> str:
+    text = str(qname or "")
+    if text.startswith("{"):
+        text = text.split("}", 1)[1]
+    return text.split(":", 1)[1] if ":" in text else text
+
+
+def _fault_detail(detail: object) -> str | None:
+    if not isinstance(detail, etree._Element):
+        return None
+    parts = [t.strip() for t in detail.itertext() if t.strip()]
+    return ": ".join(parts) if parts else None
+
+
+@dataclass(frozen=True, slots=True)
+class SoapResult:
+    """The answer of one call: the response as plain Python data plus the archive hashes."""
+
+    data: dict[str, Any]
+    request_sha256: str | None
+    response_sha256: str | None
+
+
+class SoapClient:
+    """One configured SOAP endpoint. Thread-safe for calls (one requests session, pooled)."""
+
+    def __init__(self, config: SoapConfig, *, archive: Archive | None,
+                 clock: Clock | None = None, nonce: NonceSource | None = None,
+                 session: requests.Session | None = None) -> None:
+        config.validate()
+        self.config = config
+        self.system = config.system
+        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        sess = session or requests.Session()
+        # Configuration comes from SoapConfig only: with trust_env on, REQUESTS_CA_BUNDLE /
+        # CURL_CA_BUNDLE would silently replace the pinned CA bundle and *_PROXY would reroute.
+        sess.trust_env = False
+        sess.verify = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
+        sess.headers["User-Agent"] = "cvhub-soap/1"
+        self.transport = ArchivingTransport(
+            system=config.system, archive=archive, session=sess,
+            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+            wsdl_timeout=config.wsdl_timeout,
+        )
+        wsse_parts: list[Any] = []
+        if config.username_token:
+            wsse_parts.append(UsernameTokenProfile(config.username_token, self.clock,
+                                                   nonce or (lambda: os.urandom(16))))
+        if config.signature:
+            try:
+                wsse_parts.append(SignatureProfile(config.signature))
+            except ImportError as e:
+                raise ConfigurationError("signature profile needs the xmlsec package",
+                                         system=config.system, operation="configure") from e
+            except ValueError as e:
+                raise ConfigurationError(str(e), system=config.system, operation="configure") from e
+        document = load_wsdl(config.wsdl, self.transport, system=config.system)
+        self.zeep = zeep.Client(document, wsse=_ComposedSecurity(wsse_parts) if wsse_parts else None,
+                                transport=self.transport, settings=secure_settings())
+        if config.endpoint:
+            self.service = self.zeep.create_service(config.binding, config.endpoint)
+        else:
+            self.service = self.zeep.service
+
+    def close(self) -> None:
+        self.transport.session.close()
+
+    def __enter__(self) -> SoapClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def create_message(self, operation: str, **params: Any) -> bytes:
+        """The envelope this client would send for ``operation`` (WS-Security applied)."""
+        node = self.zeep.create_message(self.service, operation, **params)
+        return etree.tostring(node, xml_declaration=True, encoding="utf-8")  # type: ignore[no-any-return]
+
+    def call(self, operation: str, *, ref: str | None, state_changing: bool, **params: Any) -> SoapResult:
+        """Call ``operation``. Safe calls are retried on retriable failures; a state-changing call
+        is retried only when the failure proves nothing was sent."""
+        attempt = 0
+        while True:
+            ctx = _CallContext(operation=operation, ref=ref)
+            try:
+                return self._call_once(ctx, operation, params, state_changing)
+            except RetriableError as e:
+                # a 429 was refused before any effect; a 5xx after a state change may not have been
+                retry_ok = (not state_changing) or isinstance(e, RateLimited) or (
+                    not ctx.sent and not isinstance(e, ServerError))
+                if not retry_ok or attempt >= self.config.retries:
+                    raise
+                delay = self.config.backoff * (2 ** attempt)
+                if isinstance(e, RateLimited) and e.retry_after is not None:
+                    delay = max(delay, min(e.retry_after, self.config.max_retry_after))
+                log.info("%s.%s [%s] retriable failure (%s), retry in %.2fs", self.system, operation,
+                         ref, type(e).__name__, delay)
+                time.sleep(delay)
+                attempt += 1
+
+    def _call_once(self, ctx: _CallContext, operation: str, params: dict[str, Any],
+                   state_changing: bool) -> SoapResult:
+        where: dict[str, Any] = {"system": self.system, "operation": operation, "ref": ctx.ref}
+        token = _CALL.set(ctx)
+        try:
+            result = getattr(self.service, operation)(**params)
+        except zeep.exceptions.Fault as e:
+            if not e.code:  # zeep's "Unknown fault": a well-formed body that is no SOAP fault
+                return self._http_error(ctx.http_status or 0, ctx, e, state_changing, where)
+            code = _local(e.code)
+            raise SoapFault(f"SOAP fault {code}: {e.message}", code=code,
+                            detail=_fault_detail(e.detail), **where) from e
+        except requests.ConnectTimeout as e:
+            raise ConnectorTimeout("connect timeout, request not sent", **where) from e
+        except requests.exceptions.SSLError as e:  # handshake refused: nothing was sent; a person must act
+            raise FatalError(f"TLS verification failed: {_first_line(e)}", **where) from e
+        except requests.Timeout as e:
+            if state_changing:
+                raise OutcomeUnknown("no answer in time after the request was sent; "
+                                     "query by serial before any resend", **where) from e
+            raise ConnectorTimeout("read timeout", **where) from e
+        except requests.ConnectionError as e:
+            if state_changing and ctx.sent:
+                raise OutcomeUnknown("connection dropped after the request was sent; "
+                                     "query by serial before any resend", **where) from e
+            raise ConnectionDropped(f"connection failed: {type(e).__name__}", **where) from e
+        except zeep.exceptions.TransportError as e:
+            return self._http_error(int(e.status_code or 0), ctx, e, state_changing, where)
+        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
+                zeep.exceptions.ExternalReferenceForbidden, zeep.exceptions.XMLSyntaxError,
+                zeep.exceptions.ValidationError, zeep.exceptions.SignatureVerificationFailed,
+                zeep.exceptions.XMLParseError) as e:
+            return self._unreadable(e, state_changing, where)
+        finally:
+            _CALL.reset(token)
+        data = serialize_object(result, dict)
+        if not isinstance(data, dict):
+            data = {"value": data}
+        return SoapResult(data=data, request_sha256=ctx.request_sha256, response_sha256=ctx.response_sha256)
+
+    def _http_error(self, status: int, ctx: _CallContext, e: Exception, state_changing: bool,
+                    where: dict[str, Any]) -> SoapResult:
+        """An HTTP error status without a SOAP fault: 5xx and 429 retriable, other 4xx fatal."""
+        if status >= 500:
+            raise ServerError(f"HTTP {status} without a SOAP fault", status=status, **where) from e
+        if status == 429:
+            raise RateLimited("HTTP 429", retry_after=_seconds(ctx.retry_after), **where) from e
+        if 400 <= status < 500:
+            raise ClientError(f"HTTP {status}", status=status, **where) from e
+        return self._unreadable(e, state_changing, where)
+
+    def _unreadable(self, e: Exception, state_changing: bool, where: dict[str, Any]) -> SoapResult:
+        msg = f"response refused: {type(e).__name__}: {e}"[:300]
+        if state_changing:
+            raise OutcomeUnknown(msg + "; query by serial before any resend", **where) from e
+        raise ValidationFailed(msg, **where) from e
+
+
+__all__ = [
+    "REDACTED",
+    "WSDL_STATS",
+    "ArchivingTransport",
+    "SignatureConfig",
+    "SoapClient",
+    "SoapConfig",
+    "SoapResult",
+    "UsernameTokenConfig",
+    "clear_wsdl_cache",
+    "load_wsdl",
+    "redact_wsse",
+    "secure_settings",
+]

@@ -1,0 +1,237 @@
+"""The streaming statement model shared by the camt, MT940 and CSV parsers, and its acceptance checks.
+
+A format parser produces a flat stream of items: ``Head`` (a statement's header, as a canonical
+``Statement`` without entries), then its ``StatementEntry`` items, then ``Tail`` (closing balance if
+it comes after the entries, declared totals). ``assemble`` turns that flat stream into
+``StatementReader`` objects whose entries are yielded lazily, so a 1 GB file is read in constant
+memory; when a reader's entries are exhausted it runs the checks: currency, opening + entries =
+closing, declared totals, and sequence continuity against the caller's last known sequence per
+account. Nothing here knows a file format; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
+from datetime import date
+
+from ledger.canonical import RejectedRecord, Statement, StatementEntry
+from ledger.money import to_decimal_text
+from mappings.errors import (
+    BalanceMismatch,
+    FieldError,
+    MappingError,
+    SequenceGap,
+    SequenceRepeat,
+    SummaryMismatch,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """Totals a statement declares about itself (camt TxsSummry, MT942 :90D:/:90C:). None = not given."""
+
+    count: int | None = None
+    total_minor: int | None = None        # sum of absolute amounts
+    net_minor: int | None = None          # signed, credits - debits
+    credit_count: int | None = None
+    credit_minor: int | None = None
+    debit_count: int | None = None
+    debit_minor: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Head:
+    statement: Statement                  # entries=(); closing may be None until the Tail
+    line: int | None
+    declared: Summary | None = None
+    requires_balances: bool = True        # camt.053 / MT940 must carry both balances
+    sequenced: bool = True                # the format carries a sequence number (CSV does not)
+    deferred: MappingError | None = None  # a header problem, raised when checks are on
+
+
+@dataclass(frozen=True, slots=True)
+class Tail:
+    line: int | None
+    closing_balance_minor: int | None = None
+    closing_currency: str | None = None
+    declared: Summary | None = None
+    to_date: date | None = None
+
+
+Item = Head | StatementEntry | Tail | RejectedRecord
+
+
+@dataclass(frozen=True, slots=True)
+class _Totals:
+    count: int
+    credit_count: int
+    credit: int
+    debit_count: int
+    debit: int
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """Which acceptance checks run. Everything is on by default; ``verify=False`` turns all off."""
+
+    verify: bool = True
+    last_sequences: MutableMapping[str, int] | None = None  # account -> last accepted sequence
+
+
+class StatementReader:
+    """One statement being read: ``header`` now, ``entries()`` lazily, ``statement`` after the end.
+
+    Iterate the entries once (``for e in reader``); after the last one the checks have passed (or
+    raised) and ``statement`` holds the final header (closing balance filled, entries=()).
+    ``collect()`` returns the whole ``Statement`` with its entries (small files).
+    """
+
+    __slots__ = ("_done", "_items", "_options", "_source", "head", "header", "rejected", "statement")
+
+    def __init__(self, head: Head, items: Iterator[Item], options: CheckOptions, source: str) -> None:
+        self.head = head
+        self.header = head.statement
+        self.statement: Statement | None = None
+        self._items = items
+        self._options = options
+        self._source = source
+        self._done = False
+        self.rejected: list[RejectedRecord] = []  # batch formats (CSV): bad rows, reported as data
+
+    def __iter__(self) -> Iterator[StatementEntry]:
+        if self._done:
+            return
+        if self._options.verify and self.head.deferred is not None:
+            raise self.head.deferred
+        hdr = self.header
+        ccy = hdr.currency
+        verify = self._options.verify
+        n = credit_n = debit_n = 0
+        credit = debit = booked_net = 0
+        for item in self._items:
+            if type(item) is StatementEntry:
+                if verify:
+                    if item.currency != ccy:
+                        raise FieldError(
+                            f"entry currency {item.currency} differs from statement currency {ccy}",
+                            source=self._source, line=item.line, field="currency", code="currency_mismatch")
+                    n += 1
+                    if item.credit_debit == "CRDT":
+                        credit_n += 1
+                        credit += item.amount_minor
+                        if item.status == "BOOK":
+                            booked_net += item.amount_minor
+                    else:
+                        debit_n += 1
+                        debit += item.amount_minor
+                        if item.status == "BOOK":
+                            booked_net -= item.amount_minor
+                yield item
+            elif type(item) is RejectedRecord:
+                self.rejected.append(item)
+            elif isinstance(item, Tail):
+                self._finish(item, _Totals(n, credit_n, credit, debit_n, debit), booked_net)
+                return
+            else:
+                raise MappingError("statement header inside a statement", source=self._source,
+                                   line=item.line, code="malformed_statement")
+        raise MappingError("statement ends without its trailer (truncated?)", source=self._source,
+                           line=self.head.line, code="truncated")
+
+    def _finish(self, tail: Tail, totals: _Totals, booked_net: int) -> None:
+        hdr = self.header
+        if tail.closing_balance_minor is not None:
+            hdr = dataclasses.replace(hdr, closing_balance_minor=tail.closing_balance_minor)
+        if tail.to_date is not None and hdr.to_date is None:
+            hdr = dataclasses.replace(hdr, to_date=tail.to_date)
+        self.statement = hdr
+        self._done = True
+        if not self._options.verify:
+            return
+        src, line = self._source, self.head.line
+        if tail.closing_currency is not None and tail.closing_currency != hdr.currency:
+            raise FieldError(f"closing balance currency {tail.closing_currency} differs from {hdr.currency}",
+                             source=src, line=tail.line, field="closing_balance", code="currency_mismatch")
+        if self.head.requires_balances:
+            for name, value in (("opening_balance", hdr.opening_balance_minor),
+                                ("closing_balance", hdr.closing_balance_minor)):
+                if value is None:
+                    raise FieldError(f"statement {hdr.statement_id} has no {name}", source=src, line=line,
+                                     field=name, code="missing_field")
+        if hdr.opening_balance_minor is not None and hdr.closing_balance_minor is not None:
+            expected = hdr.opening_balance_minor + booked_net
+            if expected != hdr.closing_balance_minor:
+                c = hdr.currency
+                raise BalanceMismatch(
+                    f"statement {hdr.statement_id}: opening {to_decimal_text(hdr.opening_balance_minor, c)} "
+                    f"+ entries {to_decimal_text(booked_net, c)} = {to_decimal_text(expected, c)}, "
+                    f"but closing is {to_decimal_text(hdr.closing_balance_minor, c)} {c}",
+                    source=src, line=tail.line or line, field="closing_balance")
+        for declared in (self.head.declared, tail.declared):
+            if declared is not None:
+                self._check_summary(declared, totals)
+        self._check_sequence(hdr)
+
+    def _check_summary(self, d: Summary, t: _Totals) -> None:
+        actual = {"count": t.count, "total_minor": t.credit + t.debit, "net_minor": t.credit - t.debit,
+                  "credit_count": t.credit_count, "credit_minor": t.credit, "debit_count": t.debit_count,
+                  "debit_minor": t.debit}
+        for name, value in actual.items():
+            declared = getattr(d, name)
+            if declared is not None and declared != value:
+                raise SummaryMismatch(
+                    f"statement {self.header.statement_id}: declared {name} {declared} "
+                    f"but entries give {value}",
+                    source=self._source, line=self.head.line, field=f"summary.{name}")
+
+    def _check_sequence(self, hdr: Statement) -> None:
+        last_map = self._options.last_sequences
+        if last_map is None or not self.head.sequenced:
+            return
+        last = last_map.get(hdr.account)
+        seq = hdr.sequence
+        if last is not None:
+            if seq is None:
+                raise FieldError(f"statement {hdr.statement_id} has no sequence number but account "
+                                 f"{hdr.account} has one ({last})", source=self._source,
+                                 line=self.head.line, field="sequence", code="missing_field")
+            continuation = seq == last and (hdr.page or 1) > 1
+            if seq <= last and not continuation:
+                raise SequenceRepeat(
+                    f"account {hdr.account}: sequence {seq} repeats (last accepted {last})",
+                    source=self._source, line=self.head.line, field="sequence")
+            if seq > last + 1:
+                raise SequenceGap(
+                    f"account {hdr.account}: sequence {seq} after {last}, missing {last + 1}..{seq - 1}",
+                    source=self._source, line=self.head.line, field="sequence")
+        if seq is not None:
+            last_map[hdr.account] = seq
+
+    def drain(self) -> None:
+        """Read (and check) the rest of the entries without keeping them."""
+        for _ in self:
+            pass
+
+    def collect(self) -> Statement:
+        """The whole statement with its entries (small files only: keeps every entry)."""
+        entries = tuple(self)
+        assert self.statement is not None
+        return dataclasses.replace(self.statement, entries=entries)
+
+
+def assemble(items: Iterator[Item], *, source: str, options: CheckOptions) -> Iterator[StatementReader]:
+    """Group a flat item stream into statement readers (each drained before the next is read)."""
+    found = False
+    for item in items:
+        if not isinstance(item, Head):
+            line = getattr(item, "line", None)
+            raise MappingError("entry or trailer outside a statement", source=source, line=line,
+                               code="malformed_statement")
+        found = True
+        reader = StatementReader(item, items, options, source)
+        yield reader
+        reader.drain()
+    if not found:
+        raise MappingError("no statement in the document", source=source, code="no_statement")

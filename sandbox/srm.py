@@ -1,0 +1,313 @@
+"""SRM sandbox: a supplier relationship management system's REST API (confirmed payables out,
+voucher numbers and statuses back in).
+
+API (OpenAPI document at ``/openapi.json``; ``Authorization: Bearer <token>`` on every call):
+
+- ``GET /api/v1/payables?status=CONFIRMED&since=<cursor>&limit=<n>`` (``list_payables``): payables
+  confirmed after the cursor, oldest first. Body ``{"items": [...], "next_cursor": str|null,
+  "cursor": str}``: follow ``next_cursor`` to the end; save ``cursor`` of the last page as the
+  high-water mark for the next run. Cursors are opaque.
+- ``GET /api/v1/payables/{payable_id}`` (``get_payable``): one payable with its write-back state.
+- ``POST /api/v1/payables/{payable_id}/voucher`` (``write_back_voucher``): ``{"voucher_no",
+  "status", "amount", "currency"}`` with a required ``Idempotency-Key``. The same key and body
+  answer the original result (header ``Idempotent-Replayed: true``); the same key with another
+  body is ``422 IDEMPOTENCY_CONFLICT``. A write-back identical to the current state applies
+  nothing.
+
+A payable record (UTF-8 JSON; amounts are decimal strings, never floats)::
+
+    {"payable_id": "AP-20261128-000001", "status": "CONFIRMED", "currency": "CNY",
+     "amount": "125000.00", "due_date": "2027-03-01", "confirmed_at": "2026-11-28T09:30:00+08:00",
+     "obligor": {"uscc": "...", "name": "..."}, "supplier": {"uscc": "...", "name": "...",
+     "bank_account": "...", "cnaps": "..."}, "invoice_no": "...", "contract_no": "...",
+     "receipt_no": "...", "voucher": null | {"voucher_no": "...", "status": "...", "updated_at": "..."}}
+
+Faults: see ``sandbox.rest_faults`` (``duplicate`` on ``list_payables`` repeats a record on the page).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets as pysecrets
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, ClassVar
+
+from fastapi import FastAPI, Header, Path, Query, Request
+from fastapi.responses import JSONResponse
+from pydantic import Field
+
+from sandbox.rest_parties import OBLIGOR, enterprise
+from sandbox.rest_server import Contract, RestSandbox, documented, json_request_body
+
+CST = timezone(timedelta(hours=8))
+WRITE_BACK_STATUSES = ("ISSUED", "ACCEPTED", "REJECTED", "TRANSFERRED", "FINANCED", "SETTLED", "REVOKED")
+
+
+AMOUNT = r"^[0-9]+\.[0-9]{2}$"
+
+
+class PartyRef(Contract):
+    uscc: str = Field(min_length=18, max_length=18, description="unified social credit code")
+    name: str
+
+
+class SupplierRef(PartyRef):
+    bank_account: str
+    cnaps: str = Field(min_length=12, max_length=12, description="12-digit CNAPS bank code")
+
+
+class VoucherState(Contract):
+    voucher_no: str
+    status: str
+    updated_at: str
+
+
+class PayableRecord(Contract):
+    """A confirmed payable as the SRM lists it (amounts are decimal strings, never floats)."""
+
+    payable_id: str
+    status: str
+    currency: str = Field(pattern=r"^[A-Z]{3}$")
+    amount: str = Field(pattern=AMOUNT)
+    due_date: str
+    confirmed_at: str
+    obligor: PartyRef
+    supplier: SupplierRef
+    invoice_no: str | None
+    contract_no: str | None
+    receipt_no: str | None
+    voucher: VoucherState | None
+
+
+class PayablePage(Contract):
+    items: list[PayableRecord]
+    next_cursor: str | None = Field(description="follow until null")
+    cursor: str = Field(description="high-water mark: pass as `since` on the next run")
+
+
+class WriteBackRequest(Contract):
+    voucher_no: str
+    status: str = Field(description=" | ".join(WRITE_BACK_STATUSES))
+    amount: str | None = Field(None, pattern=AMOUNT)
+    currency: str | None = None
+
+
+class WriteBackResult(Contract):
+    payable_id: str
+    voucher: VoucherState
+
+
+def _cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"srm:{seq}".encode()).decode().rstrip("=")
+
+
+def _seq_of(cursor: str | None) -> int | None:
+    if not cursor:
+        return 0
+    try:
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        prefix, seq = text.split(":", 1)
+        return int(seq) if prefix == "srm" else None
+    except ValueError:
+        return None
+
+
+def _error(status: int, code: str, message: str) -> JSONResponse:
+    return JSONResponse({"code": code, "message": message}, status_code=status)
+
+
+class SrmSandbox(RestSandbox):
+    name: ClassVar[str] = "srm"
+    title: ClassVar[str] = "cvhub SRM sandbox"
+
+    def __init__(self, *, token: str | None = None, **kw: Any) -> None:
+        self.token = token or "srm-" + pysecrets.token_urlsafe(24)
+        self._payables: dict[str, dict[str, Any]] = {}
+        self._order: list[str] = []
+        self._idem: dict[str, tuple[str, int, dict[str, Any]]] = {}
+        self._next_no = 1
+        super().__init__(**kw)
+
+    # --- data ---------------------------------------------------------------------------------
+    def reset_data(self) -> None:
+        with self._lock:
+            self._payables.clear()
+            self._order.clear()
+            self._idem.clear()
+            self._next_no = 1
+
+    def add_payable(
+        self,
+        *,
+        supplier: int | None = None,
+        amount: str | None = None,
+        payable_id: str | None = None,
+        due_date: date | None = None,
+    ) -> dict[str, Any]:
+        """Confirm one more payable (it appears at the end of the listing)."""
+        with self._lock:
+            n = self._next_no
+            self._next_no += 1
+            sup = enterprise(supplier if supplier is not None else n % 50 + 1)
+            confirmed = datetime(2026, 11, 28, 9, 0, tzinfo=CST) + timedelta(minutes=n)
+            record: dict[str, Any] = {
+                "payable_id": payable_id or f"AP-20261128-{n:06d}",
+                "status": "CONFIRMED",
+                "currency": "CNY",
+                "amount": amount or f"{(n * 7919) % 900000 + 1000}.{n % 100:02d}",
+                "due_date": (due_date or date(2027, 3, 1) + timedelta(days=n % 90)).isoformat(),
+                "confirmed_at": confirmed.isoformat(),
+                "obligor": {"uscc": OBLIGOR.uscc, "name": OBLIGOR.name},
+                "supplier": {
+                    "uscc": sup.uscc,
+                    "name": sup.name,
+                    "bank_account": sup.account,
+                    "cnaps": sup.cnaps,
+                },
+                "invoice_no": f"{44000000 + n:08d}",
+                "contract_no": f"HT-2026-{n:05d}",
+                "receipt_no": f"GR-{n:07d}",
+                "voucher": None,
+                "_seq": n,
+            }
+            self._payables[record["payable_id"]] = record
+            self._order.append(record["payable_id"])
+            return _public(record)
+
+    def seed(self, count: int) -> None:
+        self.reset_data()
+        for _ in range(count):
+            self.add_payable()
+
+    def payable(self, payable_id: str) -> dict[str, Any] | None:
+        with self._lock:
+            record = self._payables.get(payable_id)
+            return _public(record) if record else None
+
+    def secrets(self) -> list[str]:
+        return [self.token]
+
+    def credentials(self) -> dict[str, str]:
+        return {"auth": "Authorization: Bearer", "token": self.token}
+
+    # --- API ----------------------------------------------------------------------------------
+    def _authorised(self, authorization: str | None) -> bool:
+        expected = f"Bearer {self.token}"
+        return authorization is not None and pysecrets.compare_digest(
+            authorization.encode(), expected.encode()
+        )
+
+    def build_routes(self, app: FastAPI) -> None:
+        unauthorised = _error(401, "UNAUTHORISED", "missing or invalid bearer token")
+
+        @app.get(
+            "/api/v1/payables",
+            name="list_payables",
+            summary="Confirmed payables since a cursor, oldest first",
+            responses=documented(PayablePage, 400, 401),
+        )
+        def list_payables(
+            authorization: str | None = Header(None),
+            status: str = Query("CONFIRMED"),
+            since: str | None = Query(None, description="opaque cursor"),
+            cursor: str | None = Query(None, description="next page cursor"),
+            limit: int = Query(100, ge=1, le=500),
+        ) -> JSONResponse:
+            if not self._authorised(authorization):
+                return unauthorised
+            after = _seq_of(cursor or since)
+            if after is None:
+                return _error(400, "BAD_CURSOR", "cursor is not one this server issued")
+            with self._lock:
+                rows = [
+                    self._payables[p]
+                    for p in self._order
+                    if self._payables[p]["_seq"] > after and self._payables[p]["status"] == status
+                ]
+                page = rows[:limit]
+                items = [_public(r) for r in page]
+                if items and self.faults.take("list_payables", frozenset({"duplicate"})):
+                    items.append(items[0])  # the same record delivered twice
+                last = page[-1]["_seq"] if page else after
+                more = len(rows) > limit
+            return JSONResponse(
+                {"items": items, "next_cursor": _cursor(last) if more else None, "cursor": _cursor(last)}
+            )
+
+        @app.get(
+            "/api/v1/payables/{payable_id}",
+            name="get_payable",
+            summary="One payable",
+            responses=documented(PayableRecord, 401, 404),
+        )
+        def get_payable(
+            payable_id: str = Path(..., max_length=64), authorization: str | None = Header(None)
+        ) -> JSONResponse:
+            if not self._authorised(authorization):
+                return unauthorised
+            record = self.payable(payable_id)
+            if record is None:
+                return _error(404, "NOT_FOUND", f"no payable {payable_id}")
+            return JSONResponse(record)
+
+        @app.post(
+            "/api/v1/payables/{payable_id}/voucher",
+            name="write_back_voucher",
+            summary="Write back the voucher number and status of a payable (idempotent by key)",
+            responses=documented(WriteBackResult, 400, 401, 404, 422),
+            openapi_extra=json_request_body(WriteBackRequest),
+        )
+        async def write_back(
+            request: Request,
+            payable_id: str = Path(..., max_length=64),
+            authorization: str | None = Header(None),
+            idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+        ) -> JSONResponse:
+            if not self._authorised(authorization):
+                return unauthorised
+            if not idempotency_key:
+                return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "Idempotency-Key header is required")
+            raw = await request.body()
+            try:
+                doc = json.loads(raw)
+                voucher_no, status = str(doc["voucher_no"]), str(doc["status"])
+            except (ValueError, KeyError, TypeError):
+                return _error(400, "BAD_REQUEST", "body must be JSON with voucher_no and status")
+            if status not in WRITE_BACK_STATUSES:
+                return _error(422, "BAD_STATUS", f"status must be one of {', '.join(WRITE_BACK_STATUSES)}")
+            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+            with self._lock:
+                seen = self._idem.get(idempotency_key)
+                if seen is not None:
+                    if seen[0] != digest:
+                        return _error(
+                            422, "IDEMPOTENCY_CONFLICT", "this Idempotency-Key was used with a different body"
+                        )
+                    return JSONResponse(seen[2], status_code=seen[1], headers={"Idempotent-Replayed": "true"})
+                record = self._payables.get(payable_id)
+                if record is None:
+                    return _error(404, "NOT_FOUND", f"no payable {payable_id}")
+                current = record["voucher"]
+                if not (current and current["voucher_no"] == voucher_no and current["status"] == status):
+                    record["voucher"] = {
+                        "voucher_no": voucher_no,
+                        "status": status,
+                        "updated_at": datetime.now(UTC).isoformat(),
+                    }
+                    self.applied(payable_id)
+                result = {"payable_id": payable_id, "voucher": record["voucher"]}
+                self._idem[idempotency_key] = (digest, 200, result)
+            return JSONResponse(result)
+
+
+def _public(record: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in record.items() if not k.startswith("_")}
+
+
+def start_srm(*, port: int = 0, token: str | None = None) -> SrmSandbox:
+    """Start an SRM sandbox on 127.0.0.1 (ephemeral port unless given); ``.url``, ``.token``, ``.stop()``."""
+    sandbox = SrmSandbox(token=token)
+    sandbox.start(port=port)
+    return sandbox
