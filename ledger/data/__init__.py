@@ -1,0 +1,1 @@
+"""Data files of the ledger (holiday calendars). Data only: no code here."""
