@@ -23,7 +23,7 @@ from ledger.money import CURRENCY_EXPONENT as _EXP
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.errors import FieldError, MappingError, UnsupportedFormat, XmlLimitError
 from mappings.iso20022 import ISO_NS_PREFIX, xpath_of
-from mappings.statement_stream import Head, Item, Summary, Tail
+from mappings.statement_stream import Head, Item, Summary, Tail, make_entry, make_party
 from mappings.xml import STREAM_LIMITS, Element, XmlLimits, iter_elements, open_stream
 
 NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(0[2-9]|1[0-3])$")
@@ -129,8 +129,10 @@ def _bank_tx_code(c: _Ctx, el: Element, domn_tag: str) -> str | None:
         return None
     first = el[0]
     is_domn = first.tag == domn_tag
-    if is_domn and len(first) == 2 and len(first[1]) == 2:
-        return f"{c.text(first[0])}/{c.text(first[1][0])}/{c.text(first[1][1])}"
+    if is_domn and len(first) == 2:
+        fmly = first[1]
+        if len(fmly) == 2:
+            return f"{c.text(first[0])}/{c.text(fmly[0])}/{c.text(fmly[1])}"
     if is_domn:
         parts = [c.child_text(first, "Cd"), c.child_text(first, "Fmly/Cd"),
                  c.child_text(first, "Fmly/SubFmlyCd")]
@@ -183,13 +185,14 @@ _NAMES = {
 class _Tags:
     """Clark-notation tag -> small int for one namespace (dict lookup instead of parsing names)."""
 
-    __slots__ = ("bic", "bicfi", "domn", "kinds", "nm", "othr", "pty", "q")
+    __slots__ = ("bic", "bicfi", "domn", "kinds", "nm", "othr", "pty", "q", "ustrd")
 
     def __init__(self, q: str) -> None:
         self.q = q
         self.kinds = {q + name: kind for name, kind in _NAMES.items()}
         self.pty, self.nm, self.domn = q + "Pty", q + "Nm", q + "Domn"
         self.bicfi, self.bic, self.othr = q + "BICFI", q + "BIC", q + "Othr"
+        self.ustrd = q + "Ustrd"
 
 
 def _fast_minor(text: str | None, currency: str) -> int | None:
@@ -205,74 +208,82 @@ def _fast_minor(text: str | None, currency: str) -> int | None:
     return minor
 
 
-class _Tx:
-    """The mapped content of one TxDtls."""
-
-    __slots__ = ("acct_ref", "amount", "ccy", "cd", "e2e", "instr", "parties", "pmtinf", "remit", "rtr")
-
-    def __init__(self) -> None:
-        self.amount: int | None = None
-        self.ccy: str | None = None
-        self.cd: CreditDebit | None = None
-        self.e2e: str | None = None
-        self.instr: str | None = None
-        self.pmtinf: str | None = None
-        self.acct_ref: str | None = None
-        self.remit: str | None = None
-        self.rtr: str | None = None
-        # Dbtr, DbtrAcct, Cdtr, CdtrAcct, DbtrAgt, CdtrAgt
-        self.parties: list[Element | None] = [None] * 6
+_TxTuple = tuple[int | None, str | None, "CreditDebit | None", str | None, str | None, str | None, str | None,
+                 str | None, str | None, list[Element | None]]
 
 
-def _tx_details(c: _Ctx, tags: _Tags, tx: Element) -> _Tx:
-    out = _Tx()
+def _tx_details(c: _Ctx, tags: _Tags, tx: Element) -> _TxTuple:
+    """One TxDtls: (amount, ccy, cd, e2e, instr, pmtinf, acct_ref, remit, rtr, parties).
+
+    ``parties`` = [Dbtr, DbtrAcct, Cdtr, CdtrAcct, DbtrAgt, CdtrAgt] elements (read later, for the
+    side that is the counterparty only). Text reads are inlined (this runs once per entry).
+    """
+    amount: int | None = None
+    ccy: str | None = None
+    cd: CreditDebit | None = None
+    e2e = instr = pmtinf = acct_ref = remit = rtr = None
+    parties: list[Element | None] = [None, None, None, None, None, None]
     kinds = tags.kinds
-    text = c.text
-    for child in tx:
+    mt = c.max_text
+    for child in tx.getchildren():
         kind = kinds.get(child.tag, _OTHER)
         if kind == _REFS:
-            for ref in child:
+            for ref in child.getchildren():
                 rk = kinds.get(ref.tag, _OTHER)
-                if rk == _E2E:
-                    out.e2e = text(ref)
-                elif rk == _INSTR:
-                    out.instr = text(ref)
-                elif rk == _PMTINF:
-                    out.pmtinf = text(ref)
-                elif rk == _ASREF:
-                    out.acct_ref = text(ref)
+                if _E2E <= rk <= _PMTINF or rk == _ASREF:
+                    t = ref.text
+                    if t is not None:
+                        if len(t) > mt:
+                            c.text(ref)  # raises the limit error
+                        t = t.strip() or None
+                    if rk == _E2E:
+                        e2e = t
+                    elif rk == _INSTR:
+                        instr = t
+                    elif rk == _PMTINF:
+                        pmtinf = t
+                    else:
+                        acct_ref = t
         elif kind in (_PARTIES, _AGENTS):
-            parties = out.parties
-            for p in child:
+            for p in child.getchildren():
                 pk = kinds.get(p.tag, _OTHER)
                 if _DBTR <= pk <= _CDTR_AGT:
                     parties[pk - _DBTR] = p
         elif kind == _RMT:
-            q = tags.q
-            parts = [t for t in (text(u) for u in child.iterfind(q + "Ustrd")) if t]
+            parts = []
+            ustrd = tags.ustrd
+            for u in child.getchildren():
+                if u.tag == ustrd:
+                    t = u.text
+                    if t is not None:
+                        if len(t) > mt:
+                            c.text(u)
+                        t = t.strip()
+                        if t:
+                            parts.append(t)
             if not parts:
                 ref = c.child_text(child, "Strd/CdtrRefInf/Ref")
                 if ref:
                     parts.append(ref)
-            out.remit = " ".join(parts) or None
+            remit = " ".join(parts) or None
         elif kind == _AMT:
-            out.amount, out.ccy = c.amount(child, "TxDtls/Amt")
-        elif kind == _AMT_DTLS and out.amount is None:
+            amount, ccy = c.amount(child, "TxDtls/Amt")
+        elif kind == _AMT_DTLS and amount is None:
             q = tags.q
             amt = child.find(q + "TxAmt/" + q + "Amt")
             if amt is not None:
-                out.amount, out.ccy = c.amount(amt, "TxDtls/AmtDtls/TxAmt/Amt")
+                amount, ccy = c.amount(amt, "TxDtls/AmtDtls/TxAmt/Amt")
         elif kind == _CDI:
-            cd = text(child)
-            if cd == "CRDT":
-                out.cd = "CRDT"
-            elif cd == "DBIT":
-                out.cd = "DBIT"
+            cdt = c.text(child)
+            if cdt == "CRDT":
+                cd = "CRDT"
+            elif cdt == "DBIT":
+                cd = "DBIT"
             else:
-                raise c.fail(child, "TxDtls/CdtDbtInd", f"CdtDbtInd must be CRDT or DBIT, got {cd!r}")
+                raise c.fail(child, "TxDtls/CdtDbtInd", f"CdtDbtInd must be CRDT or DBIT, got {cdt!r}")
         elif kind == _RTR:
-            out.rtr = c.child_text(child, "Rsn/Cd") or c.child_text(child, "Rsn/Prtry")
-    return out
+            rtr = c.child_text(child, "Rsn/Cd") or c.child_text(child, "Rsn/Prtry")
+    return amount, ccy, cd, e2e, instr, pmtinf, acct_ref, remit, rtr, parties
 
 
 def _party_name(c: _Ctx, tags: _Tags, el: Element | None) -> str | None:
@@ -300,22 +311,26 @@ def _fast_account(c: _Ctx, el: Element | None) -> str | None:
     return c.text(choice)
 
 
-def _counterparty(c: _Ctx, tags: _Tags, tx: _Tx, direction: CreditDebit) -> Party:
-    dbtr, dbtr_acct, cdtr, cdtr_acct, dbtr_agt, cdtr_agt = tx.parties
+def _counterparty(c: _Ctx, tags: _Tags, parties: list[Element | None], direction: CreditDebit) -> Party:
+    dbtr, dbtr_acct, cdtr, cdtr_acct, dbtr_agt, cdtr_agt = parties
     if direction == "CRDT":  # money came in: the debtor is the other side
         name, acct, agt = dbtr, dbtr_acct, dbtr_agt
     else:
         name, acct, agt = cdtr, cdtr_acct, cdtr_agt
     if name is None and acct is None and agt is None:
         return _NO_PARTY
-    return Party(name=_party_name(c, tags, name), account=_fast_account(c, acct),
-                 agent=_agent(c, agt, tags))
+    return make_party(_party_name(c, tags, name), _fast_account(c, acct), _agent(c, agt, tags))
 
 
 _NO_PARTY = Party()
 
 
 def _entry(c: _Ctx, tags: _Tags, ntry: Element) -> StatementEntry:
+    """Map one Ntry by a single pass over its children (tags compared as whole Clark strings).
+
+    The common leaves' text is read inline (same rules as ``_Ctx.text``: over-long text raises,
+    whitespace is stripped, empty is None); anything unusual goes through the general helpers.
+    """
     amount: int | None = None
     ccy: str | None = None
     cd: str | None = None
@@ -323,38 +338,67 @@ def _entry(c: _Ctx, tags: _Tags, ntry: Element) -> StatementEntry:
     status = "BOOK"
     booking = value = None
     entry_ref = acct_ref = btc = addtl = None
-    txs: list[_Tx] = []
+    txs: list[_TxTuple] = []
     kinds = tags.kinds
-    text = c.text
-    for child in ntry:
+    mt = c.max_text
+    dates = c.dates
+    for child in ntry.getchildren():  # a list built in C: cheaper than the child iterator
         kind = kinds.get(child.tag, _OTHER)
         if kind == _AMT:
             ccy = child.get("Ccy")
-            amount = _fast_minor(child.text, ccy) if ccy else None
+            amount = None
+            t = child.text
+            exp = _EXP.get(ccy) if ccy else None
+            if t is not None and exp is not None:  # _fast_minor, inlined: plain "123.45"
+                whole, _, frac = t.strip().partition(".")
+                if len(frac) <= exp and whole.isascii() and whole.isdigit() \
+                        and (not frac or (frac.isascii() and frac.isdigit())):
+                    amount = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
             if amount is None:
                 amount, ccy = c.amount(child, "Ntry/Amt")
-        elif kind == _CDI:
-            cd = text(child)
-        elif kind == _BOOKG:
-            booking = c.date_of(child, "Ntry/BookgDt")
-        elif kind == _VAL:
-            value = c.date_of(child, "Ntry/ValDt")
+        elif kind in (_CDI, _ASREF, _NREF, _ADDTL, _RVSL):
+            t = child.text
+            if t is not None:
+                if len(t) > mt:
+                    c.text(child)  # raises the limit error
+                t = t.strip() or None
+            if kind == _CDI:
+                cd = t
+            elif kind == _ASREF:
+                acct_ref = t
+            elif kind == _NREF:
+                entry_ref = t
+            elif kind == _ADDTL:
+                addtl = t
+            else:
+                reversal = t in ("true", "1")
+        elif kind in (_BOOKG, _VAL):
+            day: date | None = None
+            for dc in child.getchildren():  # DateAndDateTimeChoice: the first non-empty <Dt>/<DtTm>
+                t = dc.text
+                if t is None:
+                    continue
+                if len(t) > mt:
+                    c.text(dc)
+                t = t.strip()
+                if not t:
+                    continue
+                day = dates.get(t[:10])
+                if day is None:
+                    day = c.date_of(child, "Ntry/BookgDt" if kind == _BOOKG else "Ntry/ValDt")
+                break
+            if kind == _BOOKG:
+                booking = day
+            else:
+                value = day
         elif kind == _STS:
-            status = text(child) or (text(child[0]) if len(child) else None) or "BOOK"
-        elif kind == _ASREF:
-            acct_ref = text(child)
+            status = c.text(child) or (c.text(child[0]) if len(child) else None) or "BOOK"
         elif kind == _BTC:
             btc = _bank_tx_code(c, child, tags.domn)
         elif kind == _DTLS:
-            for tx in child:
+            for tx in child.getchildren():
                 if kinds.get(tx.tag) == _TXDTLS:
                     txs.append(_tx_details(c, tags, tx))
-        elif kind == _RVSL:
-            reversal = text(child) in ("true", "1")
-        elif kind == _NREF:
-            entry_ref = text(child)
-        elif kind == _ADDTL:
-            addtl = text(child)
     if amount is None or ccy is None:
         raise c.fail(ntry, "Ntry/Amt", "entry without amount", "missing_field")
     direction: CreditDebit
@@ -366,23 +410,18 @@ def _entry(c: _Ctx, tags: _Tags, ntry: Element) -> StatementEntry:
         raise c.fail(ntry, "Ntry/CdtDbtInd", f"CdtDbtInd must be CRDT or DBIT, got {cd!r}",
                      "missing_field" if cd is None else "invalid_field")
     if len(txs) == 1:
-        t = txs[0]
-        return StatementEntry(
-            amount_minor=amount, currency=ccy, credit_debit=direction, booking_date=booking, value_date=value,
-            reversal=reversal, status=status, entry_ref=entry_ref,
-            account_servicer_ref=acct_ref or t.acct_ref, end_to_end_id=t.e2e, instruction_id=t.instr,
-            remittance_info=t.remit or addtl, bank_tx_code=btc, return_reason=t.rtr,
-            counterparty=_counterparty(c, tags, t, direction), line=ntry.sourceline)
+        _, _, _, e2e, instr, _, t_acct_ref, remit, rtr, parties = txs[0]
+        return make_entry(amount, ccy, direction, booking, value, reversal, status, entry_ref,
+                          acct_ref or t_acct_ref, e2e, instr, None, remit or addtl, btc, rtr,
+                          _counterparty(c, tags, parties, direction), ntry.sourceline, ())
     details = tuple(
-        TransactionDetail(amount_minor=t.amount, currency=t.ccy, credit_debit=t.cd, end_to_end_id=t.e2e,
-                          instruction_id=t.instr, payment_info_id=t.pmtinf, account_servicer_ref=t.acct_ref,
-                          remittance_info=t.remit, return_reason=t.rtr,
-                          counterparty=_counterparty(c, tags, t, t.cd or direction))
+        TransactionDetail(amount_minor=t[0], currency=t[1], credit_debit=t[2], end_to_end_id=t[3],
+                          instruction_id=t[4], payment_info_id=t[5], account_servicer_ref=t[6],
+                          remittance_info=t[7], return_reason=t[8],
+                          counterparty=_counterparty(c, tags, t[9], t[2] or direction))
         for t in txs)
-    return StatementEntry(
-        amount_minor=amount, currency=ccy, credit_debit=direction, booking_date=booking, value_date=value,
-        reversal=reversal, status=status, entry_ref=entry_ref, account_servicer_ref=acct_ref,
-        remittance_info=addtl, bank_tx_code=btc, line=ntry.sourceline, transactions=details)
+    return make_entry(amount, ccy, direction, booking, value, reversal, status, entry_ref, acct_ref, None,
+                      None, None, addtl, btc, None, _NO_PARTY, ntry.sourceline, details)
 
 
 def _balance(c: _Ctx, bal: Element) -> tuple[str | None, int, str]:

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import IO, Literal
 
-from ledger.canonical import CreditDebit, Party, Statement, StatementEntry
+from ledger.canonical import CreditDebit, Party, Statement
 from ledger.money import CURRENCY_EXPONENT, AmountError, to_decimal_text, to_minor
 from mappings.errors import FieldError, MappingError
-from mappings.statement_stream import Head, Item, Summary, Tail
+from mappings.statement_stream import Head, Item, Summary, Tail, make_entry
 
 _TAG_RE = re.compile(r"^:(\d\d[A-Z]?):")
 _BAL_RE = re.compile(r"^(?P<cd>[CD])(?P<date>\d{6})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)$")
@@ -52,6 +52,7 @@ DEFAULT_DIALECT = Mt940Dialect()
 
 
 _DATE_CACHE: dict[str, date] = {}
+_BOOKING_CACHE: dict[tuple[str, str], tuple[date, date]] = {}
 
 
 def _yymmdd(text: str, source: str, line: int, field: str) -> date:
@@ -82,19 +83,15 @@ def _amount(text: str, ccy: str, source: str, line: int, field: str) -> int:
         raise FieldError(f"{e} (amount {text!r})", source=source, line=line, field=field, code=e.code) from e
 
 
-class _Pending:
-    __slots__ = ("extra", "info", "line", "match")
-
-    def __init__(self, match: re.Match[str], line: int) -> None:
-        self.match = match
-        self.line = line
-        self.info: list[str] = []
-
-
 class _Parser:
+    """Field-level state machine. ``field``/``end`` append the items they complete to ``out``
+    (plain methods, not generators: they run once per field of a file with millions of fields)."""
+
     def __init__(self, source: str, dialect: Mt940Dialect) -> None:
         self.source = source
         self.d = dialect
+        self.plain = dialect.info_style == "free" and not dialect.ref_is_counterparty
+        self.out: list[Item] = []
         self.reset()
 
     def reset(self) -> None:
@@ -111,7 +108,10 @@ class _Parser:
         self.closing_ccy: str | None = None
         self.closing_date: date | None = None
         self.closing_line: int | None = None
-        self.pending: _Pending | None = None
+        # the :61: waiting for its :86: lines: match, line, info lines
+        self.pending: re.Match[str] | None = None
+        self.pending_line = 0
+        self.pending_info: list[str] = []
         self.totals: dict[str, int] = {}
         self.kind = "mt940"
 
@@ -135,27 +135,30 @@ class _Parser:
             closing_balance_minor=None, entries=(), page=self.page)
         return Head(st, self.start_line, None, requires_balances=self.kind == "mt940")
 
-    def entry(self, p: _Pending) -> StatementEntry:
-        m, line = p.match, p.line
+    def flush_entry(self) -> None:
+        """Map the pending :61: (with the :86: lines collected for it) and append it to ``out``."""
+        m, line, info_lines = self.pending, self.pending_line, self.pending_info
+        assert m is not None
+        self.pending = None
+        self.pending_info = []
         ccy = self.ccy or ""
-        vdate = _yymmdd(m["vdate"], self.source, line, ":61:/value date")
-        booking = vdate
-        if m["edate"]:
-            month, day = int(m["edate"][:2]), int(m["edate"][2:])
-            year = vdate.year
-            if vdate.month == 12 and month == 1:
-                year += 1
-            elif vdate.month == 1 and month == 12:
-                year -= 1
-            try:
-                booking = date(year, month, day)
-            except ValueError as e:
-                raise self.fail(line, ":61:/entry date", f"invalid entry date {m['edate']!r}",
-                                "invalid_date") from e
-        mark = m["mark"]
-        cd: CreditDebit = "CRDT" if mark in ("C", "RD") else "DBIT"
-        amount = _amount(m["amount"], ccy, self.source, line, ":61:/amount")
-        rest = m["rest"]
+        vdate_s, edate, mark, _funds, amount_s, ttype, rest, extra = m.groups()
+        if edate:
+            dates = _BOOKING_CACHE.get((vdate_s, edate))
+            if dates is None:
+                dates = self.entry_dates(vdate_s, edate, line)
+            vdate, booking = dates
+        else:
+            vdate = _DATE_CACHE.get(vdate_s) or _yymmdd(vdate_s, self.source, line, ":61:/value date")
+            booking = vdate
+        cd: CreditDebit = "CRDT" if mark in {"C", "RD"} else "DBIT"
+        exp = CURRENCY_EXPONENT.get(ccy)
+        whole, _, frac = amount_s.partition(",")
+        if exp is not None and len(frac) <= exp and whole.isdigit() and whole.isascii() \
+                and (not frac or (frac.isdigit() and frac.isascii())):  # _amount's common case, inlined
+            amount: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
+        else:
+            amount = _amount(amount_s, ccy, self.source, line, ":61:/amount")
         bank_ref = None
         if "//" in rest:
             cref, _, bank_ref = rest.partition("//")
@@ -163,8 +166,15 @@ class _Parser:
         else:
             cref, cref_extra = rest[:16], rest[16:]
         cref = cref.strip()
-        supplementary = ((m["extra"] or "") + " " + cref_extra).strip() or None
-        info = "\n".join(p.info) if p.info else None
+        supplementary = None if extra is None and not cref_extra \
+            else ((extra or "") + " " + cref_extra).strip() or None
+        info = ("\n".join(info_lines) if len(info_lines) > 1 else info_lines[0]) if info_lines else None
+        if self.plain:
+            self.out.append(make_entry(
+                amount, ccy, cd, booking, vdate, mark[0] == "R", "BOOK",
+                None if cref in {"", "NONREF"} else cref, (bank_ref or "").strip() or None,
+                None, None, supplementary, info, ttype, None, _NO_PARTY, line, ()))
+            return
         fields: dict[str, str] = {}
         remittance = info
         name = account = agent = None
@@ -175,29 +185,59 @@ class _Parser:
         if self.d.ref_is_counterparty:
             account = cref if cref and cref != "NONREF" else None
             name = cref_extra.strip() or None
-            supplementary = m["extra"] or None
-        return StatementEntry(
-            amount_minor=amount, currency=ccy, credit_debit=cd, booking_date=booking, value_date=vdate,
-            reversal=mark.startswith("R"), status="BOOK",
-            entry_ref=None if cref in ("", "NONREF") else cref,
-            account_servicer_ref=(bank_ref or "").strip() or None,
-            end_to_end_id=fields.get("end_to_end_id"),
-            remittance_info=remittance, bank_tx_code=m["ttype"], return_reason=fields.get("return_reason"),
-            counterparty=Party(name=name, account=account, agent=agent),
-            mandate_or_serial=supplementary, line=line)
+            supplementary = extra or None
+        party = _NO_PARTY if name is None and account is None and agent is None \
+            else Party(name=name, account=account, agent=agent)
+        self.out.append(make_entry(
+            amount, ccy, cd, booking, vdate, mark[0] == "R", "BOOK",
+            None if cref in ("", "NONREF") else cref, (bank_ref or "").strip() or None,
+            fields.get("end_to_end_id"), None, supplementary, remittance, ttype,
+            fields.get("return_reason"), party, line, ()))
 
-    def field(self, tag: str, value: str, line: int) -> Iterator[Item]:
-        if tag != "86" and self.pending is not None:
-            yield self.entry(self.pending)
-            self.pending = None
+    def entry_dates(self, vdate_s: str, edate: str, line: int) -> tuple[date, date]:
+        """(value date, booking date) of a :61: with an entry date MMDD (year taken from the value date)."""
+        vdate = _yymmdd(vdate_s, self.source, line, ":61:/value date")
+        month, day = int(edate[:2]), int(edate[2:])
+        year = vdate.year
+        if vdate.month == 12 and month == 1:
+            year += 1
+        elif vdate.month == 1 and month == 12:
+            year -= 1
+        try:
+            booking = date(year, month, day)
+        except ValueError as e:
+            raise self.fail(line, ":61:/entry date", f"invalid entry date {edate!r}", "invalid_date") from e
+        if len(_BOOKING_CACHE) < 4096:  # statements repeat a few dates many times
+            _BOOKING_CACHE[vdate_s, edate] = (vdate, booking)
+        return vdate, booking
+
+    def field(self, tag: str, value: str, line: int) -> None:
+        if tag == "86":
+            if self.ref is None:
+                raise self.fail(line, ":86:", "field :86: before the :20: that starts a statement",
+                                "malformed_statement")
+            if self.pending is not None:
+                self.pending_info.append(value.strip())
+            # :86: after the closing balance is statement-level information: not an entry's
+            return
+        if self.pending is not None:
+            self.flush_entry()
         if tag == "20":
-            yield from self.end(line)
+            self.end(line)
             self.reset()
             self.ref = value.strip()
             self.start_line = line
         elif self.ref is None:
             raise self.fail(line, f":{tag}:", f"field :{tag}: before the :20: that starts a statement",
                             "malformed_statement")
+        elif tag == "61":
+            if not self.head_sent:
+                self.out.append(self.head(line))
+            m = _LINE_RE.match(value)
+            if m is None:
+                raise self.fail(line, ":61:", f"invalid statement line {value.splitlines()[0]!r}")
+            self.pending = m
+            self.pending_line = line
         elif tag == "25":
             acct = value.strip()
             if self.d.strip_account_currency and re.search(r"[A-Z]{3}$", acct):
@@ -222,17 +262,6 @@ class _Parser:
             self.ccy = self.ccy or value.strip()[:3]
         elif tag == "13D":
             self.kind = "mt942"
-        elif tag == "61":
-            if not self.head_sent:
-                yield self.head(line)
-            m = _LINE_RE.match(value)
-            if m is None:
-                raise self.fail(line, ":61:", f"invalid statement line {value.splitlines()[0]!r}")
-            self.pending = _Pending(m, line)
-        elif tag == "86":
-            if self.pending is not None:
-                self.pending.info.append(value.strip())
-            # :86: after the closing balance is statement-level information: not an entry's
         elif tag in ("62F", "62M"):
             m = _BAL_RE.match(value.strip())
             if m is None:
@@ -251,21 +280,23 @@ class _Parser:
             self.totals[side + "_minor"] = _amount(m["amount"], m["ccy"], self.source, line, f":{tag}:")
         # :21:, :64:, :65:, :13D: and unknown tags carry nothing the canonical statement needs
 
-    def end(self, line: int) -> Iterator[Item]:
+    def end(self, line: int) -> None:
         if self.ref is None:
             return
         if self.pending is not None:
-            yield self.entry(self.pending)
-            self.pending = None
+            self.flush_entry()
         if not self.head_sent:
-            yield self.head(line)
+            self.out.append(self.head(line))
         if self.kind == "mt940" and self.closing is None:
             raise self.fail(line, ":62F:", f"statement {self.ref} ends without :62F:/:62M: closing balance",
                             "missing_field")
         declared = Summary(**self.totals) if self.totals else None
-        yield Tail(line=self.closing_line or line, closing_balance_minor=self.closing,
-                   closing_currency=self.closing_ccy, declared=declared, to_date=self.closing_date)
+        self.out.append(Tail(line=self.closing_line or line, closing_balance_minor=self.closing,
+                             closing_currency=self.closing_ccy, declared=declared, to_date=self.closing_date))
         self.ref = None
+
+
+_NO_PARTY = Party()
 
 
 def _slash_fields(info: str) -> dict[str, str]:
@@ -291,7 +322,12 @@ def _slash_fields(info: str) -> dict[str, str]:
     return out
 
 
-def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[tuple[int, str]]:
+def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[list[str]]:
+    """The decoded text in batches of whole lines (about 1 MiB each), line ends and a BOM removed.
+
+    The caller numbers the lines itself (line k of the n-th batch follows the previous batches);
+    a decoding error names the line it occurs on.
+    """
     raw: IO[bytes] = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray)) else stream
     decoder = codecs.getincrementaldecoder(encoding)("strict")
     lineno = 0
@@ -310,59 +346,92 @@ def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[tu
         buf += text
         parts = buf.split("\n")
         buf = parts.pop()
-        for part in parts:
-            lineno += 1
-            yield lineno, part.rstrip("\r")
+        if parts:
+            lineno += len(parts)
+            if "\r" in text or "\r" in parts[0]:
+                parts = [part.rstrip("\r") for part in parts]
+            yield parts
         if not chunk:
             break
     if buf:
-        yield lineno + 1, buf.rstrip("\r")
+        yield [buf.rstrip("\r")]
 
 
 def iter_mt940_items(stream: IO[bytes] | bytes, *, source: str,
                      dialect: Mt940Dialect = DEFAULT_DIALECT) -> Iterator[Item]:
     """The flat item stream of an MT940/MT942 file (any number of messages and statements)."""
     p = _Parser(source, dialect)
+    out = p.out
+    field = p.field
     tag: str | None = None
     value: list[str] = []
     tag_line = 0
     seen = False
-    for lineno, text in _lines(stream, dialect.encoding, source):
-        if "\x00" in text:
-            raise FieldError("NUL byte in text", source=source, line=lineno, field="encoding",
-                             code="bad_encoding")
-        if text[:1] == ":":
-            m = _TAG_RE.match(text)
-            if m is not None:
-                if tag is not None:
-                    yield from p.field(tag, "\n".join(value), tag_line)
-                tag, tag_line = m.group(1), lineno
-                value = [text[m.end():]]
-                seen = seen or tag == "20"
-                continue
-        if text.startswith(("-}", "{")) or text.strip() == "-" or (tag is None and not text.startswith(":")):
-            # envelope, terminator or bank preamble: ends the current field (and message)
-            if tag is not None:
-                yield from p.field(tag, "\n".join(value), tag_line)
-                tag = None
-            if text.strip() in ("-", "-}") or text.startswith("-}"):
-                yield from p.end(lineno)
-            if "{4:" in text:  # a block-4 opener may share the line with a first field
-                after = text.split("{4:", 1)[1]
-                m = _TAG_RE.match(after)
-                if m is not None:
-                    tag, tag_line, value = m.group(1), lineno, [after[m.end():]]
-                    seen = seen or tag == "20"
-            continue
-        if tag is None:
-            continue
-        if len(value) > 200:
-            raise FieldError(f"field :{tag}: longer than 200 lines", source=source, line=lineno,
-                             field=f":{tag}:", code="text_too_long")
-        value.append(text)
-    if tag is not None:
-        yield from p.field(tag, "\n".join(value), tag_line)
-    yield from p.end(tag_line)
+    lineno = 0
+    try:
+        for batch in _lines(stream, dialect.encoding, source):
+            for text in batch:
+                lineno += 1
+                if "\x00" in text:
+                    raise FieldError("NUL byte in text", source=source, line=lineno, field="encoding",
+                                     code="bad_encoding")
+                if text[:1] == ":":
+                    # a field tag, exactly _TAG_RE (^:(\d\d[A-Z]?):) without the regex call
+                    if text[3:4] == ":" and text[1:3].isdecimal():
+                        new_tag, start = text[1:3], 4
+                    elif text[4:5] == ":" and text[1:3].isdecimal() and "A" <= text[3] <= "Z":
+                        new_tag, start = text[1:4], 5
+                    else:
+                        new_tag = None
+                    if new_tag is not None:
+                        if tag is not None:
+                            if tag == "86" and p.pending is not None:  # the common :86: of an entry
+                                p.pending_info.append(
+                                    (value[0] if len(value) == 1 else "\n".join(value)).strip())
+                            else:
+                                field(tag, value[0] if len(value) == 1 else "\n".join(value), tag_line)
+                                if out:
+                                    yield from out
+                                    out.clear()
+                        tag, tag_line = new_tag, lineno
+                        value = [text[start:]]
+                        if not seen and tag == "20":
+                            seen = True
+                        continue
+                if text.startswith(("-}", "{")) or text.strip() == "-" \
+                        or (tag is None and not text.startswith(":")):
+                    # envelope, terminator or bank preamble: ends the current field (and message)
+                    if tag is not None:
+                        field(tag, "\n".join(value), tag_line)
+                        tag = None
+                    if text.strip() in ("-", "-}") or text.startswith("-}"):
+                        p.end(lineno)
+                    if "{4:" in text:  # a block-4 opener may share the line with a first field
+                        after = text.split("{4:", 1)[1]
+                        m = _TAG_RE.match(after)
+                        if m is not None:
+                            tag, tag_line, value = m.group(1), lineno, [after[m.end():]]
+                            seen = seen or tag == "20"
+                    if out:
+                        yield from out
+                        out.clear()
+                    continue
+                if tag is None:
+                    continue
+                if len(value) > 200:
+                    raise FieldError(f"field :{tag}: longer than 200 lines", source=source, line=lineno,
+                                     field=f":{tag}:", code="text_too_long")
+                value.append(text)
+        if tag is not None:
+            field(tag, "\n".join(value), tag_line)
+        p.end(tag_line)
+        yield from out
+    except MappingError:
+        # hand over what the failing field completed first, as a line-by-line reader would
+        done = list(out)
+        out.clear()
+        yield from done
+        raise
     if not seen:
         raise MappingError("no :20: statement in the file", source=source, code="no_statement")
 
