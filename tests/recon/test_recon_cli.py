@@ -6,7 +6,7 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-from conftest import DUE, ClearingWorld, entry, statement
+from recon_world import DUE, ClearingWorld, entry, statement
 from typer.testing import CliRunner
 
 from cvhub.cli import app

@@ -12,8 +12,8 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from conftest import DUE, OBLIGOR, ClearingWorld, entry, statement
 from openpyxl import load_workbook
+from recon_world import DUE, OBLIGOR, ClearingWorld, entry, statement
 
 from ledger.canonical import Party
 from ledger.money import to_decimal_text
@@ -144,7 +144,7 @@ def test_gb18030_and_partitions(world: ClearingWorld, tmp_path: Path) -> None:
 
 @pytest.mark.postgres
 def test_package_from_postgresql_matches_sqlite(pg_url: str, world: ClearingWorld, tmp_path: Path) -> None:
-    from conftest import build_world
+    from recon_world import build_world
 
     _reconcile(world)
     [lite] = _build(world, tmp_path / "lite")

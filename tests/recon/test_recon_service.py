@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, timedelta
 
 import pytest
-from conftest import DUE, OBLIGOR, OBLIGOR_ACCOUNT, ClearingWorld, build_world, entry, statement
+from recon_world import DUE, OBLIGOR, OBLIGOR_ACCOUNT, ClearingWorld, build_world, entry, statement
 from sqlalchemy import func, select
 
 from ledger.canonical import PaymentStatus
