@@ -48,12 +48,19 @@ _CNAPS_RE = re.compile(r"^\d{12}$")
 _ACCOUNT_RE = re.compile(r"^[0-9A-Za-z-]{6,40}$")
 _E2E_RE = re.compile(r"^[A-Za-z0-9-]{1,35}$")
 Posting = tuple[str, str, int]
+# Largest amount a command may carry, in minor units (10**15 fen = 10 trillion yuan): far above any
+# real voucher, and far enough below the 64-bit columns that sums over many rows cannot overflow.
+MAX_AMOUNT_MINOR = 10**15
 
 
 @lru_cache(maxsize=65536)
 def _valid_uscc(v: str) -> bool:
-    """USCC check digit (python-stdnum); exactly 18 characters, no separators accepted."""
-    return len(v) == 18 and bool(stdnum_uscc.is_valid(v))
+    """USCC check digit (python-stdnum); exactly 18 characters, upper case, no separators accepted.
+
+    stdnum upper-cases before checking, so "91310000ma00000025" would pass it: refused here, or the
+    same legal entity could be registered twice under two spellings of its code.
+    """
+    return len(v) == 18 and v == v.upper() and bool(stdnum_uscc.is_valid(v))
 
 
 class CommandError(Exception):
@@ -154,6 +161,12 @@ class Ctx:
             raise CommandError("negative_amount", f"{name}: {v} is negative", name)
         if minor == 0 and not allow_zero:
             raise CommandError("zero_amount", f"{name}: must be greater than zero", name)
+        if minor > MAX_AMOUNT_MINOR:
+            raise CommandError(
+                "invalid_amount",
+                f"{name}: {v} exceeds the largest amount accepted ({MAX_AMOUNT_MINOR} minor units)",
+                name,
+            )
         return minor
 
     def uscc(self, name: str) -> str:
@@ -675,7 +688,10 @@ def void_transfer(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
 
 def expire_transfer(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     t, p = _pending_transfer(c)
-    if c.on <= t.expires_on:
+    v: Voucher = c.store.get(c.conn, Voucher, p.voucher_no)
+    # From the due date on a pending transfer can never be accepted (voucher_matured), so it may be
+    # expired then too: otherwise a far-off expires_on would keep the piece locked and block clearing.
+    if c.on <= t.expires_on and c.on < v.due_date:
         raise CommandError("not_expired", f"on: transfer {t.transfer_id} is valid until {t.expires_on}", "on")
     return {"transfer_id": t.transfer_id}, _release_transfer(c, t, p, "expired")
 
@@ -685,10 +701,10 @@ def expire_transfer(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
 
 def _rate(c: Ctx) -> tuple[str, Fraction]:
     v = c.cmd.get("rate")
-    if not isinstance(v, str):
+    if not isinstance(v, str) or len(v) > 20:  # stored as given, in a 20-character column
         raise CommandError(
             "missing_field" if v is None else "invalid_field",
-            'rate: annual rate as a decimal string, e.g. "0.035"',
+            'rate: annual rate as a decimal string of at most 20 characters, e.g. "0.035"',
             "rate",
         )
     try:
@@ -777,6 +793,8 @@ def _financing(c: Ctx, *states: str) -> tuple[Financing, Piece, Voucher]:
 
 def record_registration(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     reg = c.ident("registration_no")
+    if len(reg) > 100:  # the column's width: longer failed the whole batch on PostgreSQL
+        raise CommandError("invalid_field", "registration_no: longer than 100 characters", "registration_no")
     f, _, _ = _financing(c, "pending")
     if f.registration_no is not None:
         raise CommandError(
@@ -1027,6 +1045,15 @@ def repurchase(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
         ids += [i for i in c.store.new[Instruction] if c.store.new[Instruction][i].piece_no == p.piece_no]
         mine: list[Instruction] = [c.store.get(c.conn, Instruction, i) for i in dict.fromkeys(ids)]
         old = [i for i in mine if i.status in ("open", "sent", "returned")]
+        sent = [i.instruction_id for i in old if i.status == "sent"]
+        if sent:
+            # The payment to the funder may still be executed: superseding it now and paying the seller
+            # too would let the obligor pay twice, and the bank's confirmation would match nothing.
+            raise CommandError(
+                "instruction_in_flight",
+                f"financing_id: instruction {sent[0]} was sent; wait for its statement or mark it returned",
+                "financing_id",
+            )
         as_seller = Piece(p.piece_no, p.voucher_no, p.parent_no, s, p.amount_minor, p.state)
         new = _new_instruction(c, v, as_seller, len(mine) + 1)  # may refuse: nothing changed yet
         for i in old:

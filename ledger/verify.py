@@ -39,6 +39,7 @@ class VerifyReport:
     summary: str
     first_violation: Violation | None = None
     entries: int = 0
+    head_hash: str | None = None  # the last entry's full hash: keep it outside the database (anchor)
 
 
 class _Found(Exception):
@@ -124,12 +125,17 @@ def verify_database(engine: Engine) -> VerifyReport:
             if not head or (int(head[0][0]), str(head[0][1])) != (last_seq, last_hash):
                 _fail("ledger_chain_head", "hash", f"head does not point at the last entry (seq {last_seq})")
             _check_state(q)
+            _check_journal_facts(q)
         except _Found as f:
             v = f.violation
             return VerifyReport(False, f"FAILED {v}", v)
         n = last_seq
     return VerifyReport(
-        True, f"ok: {n} entries, hash chain intact, every invariant holds (head {last_hash[:16]})", None, n
+        True,
+        f"ok: {n} entries, hash chain intact, every invariant holds (head {last_hash})",
+        None,
+        n,
+        last_hash,
     )
 
 
@@ -320,6 +326,185 @@ def _check_state(q: Any) -> None:
                 "ledger_postings.amount_minor",
                 f"balance {bal.get(k, 0)} != state {expect.get(k, 0)}",
             )
+
+
+def _check_journal_facts(q: Any) -> None:
+    """State columns no posting covers must equal what the (hash-chained) journal says.
+
+    Parties (roles), accounts, payables (amount, parties), vouchers (parties, dates), backings,
+    financings (terms, registration) and the accounts a clearing instruction pays from and to are
+    not reflected in any balance, so an edit there (e.g. a payee account redirected, a payable's
+    amount raised or a backing lowered to allow over-backing, a due date moved, a fake registration
+    number) would pass every balance check. Each is compared with the command that
+    created it; the journal bodies are trusted because the chain was verified first.
+    """
+    from ledger.money import to_minor
+
+    parties: dict[str, tuple[str, str]] = {}
+    accounts: dict[str, tuple[str, str, str, str | None, str]] = {}
+    payables: dict[str, tuple[str, str, int, str]] = {}
+    fins: dict[str, tuple[str, str, str, int, int, int, bool, str]] = {}
+    regs: dict[str, str] = {}
+    issued: dict[str, tuple[str, str, int, str, str, str, str]] = {}
+    backings: set[tuple[str, str, int]] = set()
+    for cmd, body_text, data_text in q(
+        "SELECT cmd, body, result_data FROM ledger_journal WHERE cmd IN ('register_party', 'add_account', "
+        "'register_payable', 'finance', 'record_registration', 'issue') ORDER BY seq"
+    ):
+        b, d = json.loads(body_text), json.loads(data_text)
+        if cmd == "issue":
+            cur, vno = b["currency"], d["voucher_no"]
+            issued[vno] = (
+                b["obligor"],
+                b["supplier"],
+                to_minor(b["amount"], cur),
+                cur,
+                b["on"],
+                b["maturity"],
+                d["due_date"],
+            )
+            backings.update((vno, x["payable_id"], to_minor(x["amount"], cur)) for x in b["backing"])
+        elif cmd == "register_party":
+            parties[b["uscc"]] = (b["name"], ",".join(sorted(set(b["roles"]))))
+        elif cmd == "add_account":
+            number = b.get("account_no") or b.get("wallet_id")
+            kind = "bank" if b.get("account_no") else "ecny"
+            accounts[d["account_id"]] = (b["uscc"], kind, number, b.get("cnaps") or None, b["currency"])
+        elif cmd == "register_payable":
+            amount = to_minor(b["amount"], b["currency"])
+            payables[b["payable_id"]] = (b["obligor"], b["supplier"], amount, b["currency"])
+        elif cmd == "finance":
+            fins[d["financing_id"]] = (
+                d["piece_no"],
+                b["holder"],
+                b["funder"],
+                d["proceeds_minor"] + d["interest_minor"],
+                d["interest_minor"],
+                d["days"],
+                b.get("recourse", True),
+                b["rate"],
+            )
+        else:
+            regs[b["financing_id"]] = b["registration_no"]
+
+    def same(kind: str, ident: str, stored: dict[str, Any], journal: dict[str, Any]) -> None:
+        for name, value in stored.items():
+            if value != journal[name]:
+                _fail(f"{kind} {ident}", name, f"{value!r} != {journal[name]!r} in the journal")
+
+    seen: set[str] = set()
+    for uscc, name, roles in q("SELECT uscc, name, roles FROM ledger_parties ORDER BY uscc"):
+        seen.add(uscc)
+        if uscc not in parties:
+            _fail(f"party {uscc}", "uscc", "no register_party entry in the journal")
+        same(
+            "party",
+            uscc,
+            {"name": name, "roles": roles},
+            dict(zip(("name", "roles"), parties[uscc], strict=True)),
+        )
+    for uscc in sorted(set(parties) - seen):
+        _fail(f"party {uscc}", "uscc", "registered in the journal, missing from ledger_parties")
+    by_party: dict[tuple[str, str], set[tuple[str, str | None]]] = defaultdict(set)
+    seen = set()
+    acols = ("party_uscc", "kind", "account_no", "cnaps", "currency")
+    for aid, *cols in q(
+        "SELECT account_id, party_uscc, kind, account_no, cnaps, currency FROM ledger_accounts "
+        "ORDER BY account_id"
+    ):
+        seen.add(aid)
+        if aid not in accounts:
+            _fail(f"account {aid}", "account_id", "no add_account entry in the journal")
+        same(
+            "account", aid, dict(zip(acols, cols, strict=True)), dict(zip(acols, accounts[aid], strict=True))
+        )
+        by_party[(cols[0], cols[4])].add((cols[2], cols[3]))
+    for aid in sorted(set(accounts) - seen):
+        _fail(f"account {aid}", "account_id", "added in the journal, missing from ledger_accounts")
+    pcols = ("obligor_uscc", "supplier_uscc", "amount_minor", "currency")
+    seen = set()
+    for pid, *cols in q(
+        "SELECT payable_id, obligor_uscc, supplier_uscc, amount_minor, currency FROM ledger_payables "
+        "ORDER BY payable_id"
+    ):
+        seen.add(pid)
+        if pid not in payables:
+            _fail(f"payable {pid}", "payable_id", "no register_payable entry in the journal")
+        same(
+            "payable", pid, dict(zip(pcols, cols, strict=True)), dict(zip(pcols, payables[pid], strict=True))
+        )
+    for pid in sorted(set(payables) - seen):
+        _fail(f"payable {pid}", "payable_id", "registered in the journal, missing from ledger_payables")
+    fcols = (
+        "piece_no",
+        "seller_uscc",
+        "funder_uscc",
+        "amount_minor",
+        "interest_minor",
+        "days",
+        "recourse",
+        "rate",
+    )
+    seen = set()
+    for fid, *cols, reg in q(
+        "SELECT financing_id, piece_no, seller_uscc, funder_uscc, amount_minor, interest_minor, days, "
+        "recourse, rate, registration_no FROM ledger_financings ORDER BY financing_id"
+    ):
+        seen.add(fid)
+        if fid not in fins:
+            _fail(f"financing {fid}", "financing_id", "no finance entry in the journal")
+        cols[6] = bool(cols[6])
+        same("financing", fid, dict(zip(fcols, cols, strict=True)), dict(zip(fcols, fins[fid], strict=True)))
+        if reg != regs.get(fid):
+            _fail(f"financing {fid}", "registration_no", f"{reg!r} != {regs.get(fid)!r} in the journal")
+    for fid in sorted(set(fins) - seen):
+        _fail(f"financing {fid}", "financing_id", "financed in the journal, missing from ledger_financings")
+    vcols = (
+        "obligor_uscc",
+        "supplier_uscc",
+        "face_minor",
+        "currency",
+        "issue_date",
+        "maturity_date",
+        "due_date",
+    )
+    seen = set()
+    for vno, *cols in q(
+        "SELECT voucher_no, obligor_uscc, supplier_uscc, face_minor, currency, issue_date, maturity_date, "
+        "due_date FROM ledger_vouchers ORDER BY voucher_no"
+    ):
+        seen.add(vno)
+        if vno not in issued:
+            _fail(f"voucher {vno}", "voucher_no", "no issue entry in the journal")
+        cols[4:] = [x if isinstance(x, str) else x.isoformat() for x in cols[4:]]
+        same("voucher", vno, dict(zip(vcols, cols, strict=True)), dict(zip(vcols, issued[vno], strict=True)))
+    for vno in sorted(set(issued) - seen):
+        _fail(f"voucher {vno}", "voucher_no", "issued in the journal, missing from ledger_vouchers")
+    stored_backings = {
+        (str(r[0]), str(r[1]), int(r[2]))
+        for r in q("SELECT voucher_no, payable_id, amount_minor FROM ledger_backings")
+    }
+    for vno, pid, _amt in sorted(stored_backings ^ backings):
+        _fail(
+            f"voucher {vno}", "ledger_backings.amount_minor", f"backing by {pid} differs from the issue entry"
+        )
+    vouchers = {
+        r[0]: (r[1], r[2]) for r in q("SELECT voucher_no, obligor_uscc, currency FROM ledger_vouchers")
+    }
+    piece_voucher = {r[0]: r[1] for r in q("SELECT piece_no, voucher_no FROM ledger_pieces")}
+    for iid, vno, pno, obligor, payee, pacct, pagent, racct, ragent, cur in q(
+        "SELECT instruction_id, voucher_no, piece_no, obligor_uscc, payee_uscc, payee_account, payee_agent, "
+        "payer_account, payer_agent, currency FROM ledger_instructions ORDER BY instruction_id"
+    ):
+        where = f"instruction {iid}"
+        if piece_voucher.get(pno) != vno:
+            _fail(where, "voucher_no", f"piece {pno} is not a piece of voucher {vno}")
+        if vouchers[vno] != (obligor, cur):
+            _fail(where, "obligor_uscc", f"obligor or currency differ from voucher {vno}")
+        if (pacct, pagent) not in by_party.get((payee, cur), set()):
+            _fail(where, "payee_account", f"{pacct} is not a {cur} account of the payee {payee}")
+        if (racct, ragent) not in by_party.get((obligor, cur), set()):
+            _fail(where, "payer_account", f"{racct} is not a {cur} account of the obligor {obligor}")
 
 
 _TRACKED = {

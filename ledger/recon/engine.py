@@ -127,12 +127,15 @@ def match_statement(
     config: MatchConfig | None = None,
     as_of: date | None = None,
     prior_refs: Mapping[str, str] | None = None,
+    seen_lines: Mapping[int, str] | None = None,
 ) -> MatchOutcome:
     """Match ``lines`` (one statement of ``account``) against the open ``items``.
 
     items: the open expected items (items of other accounts are ignored).
     prior_refs: strong reference -> item id of items matched by earlier statements (to tell a
         duplicate payment or a return of a settled item from an unknown line).
+    seen_lines: line index -> where it was reconciled before (the same bank entry in an earlier
+        statement, e.g. the same day as MT940 and camt.053): a DUPLICATE, never matched again.
     as_of: business date; open items whose window ended before it become UNMATCHED_EXPECTED
         (default: the latest line date).
     """
@@ -167,13 +170,26 @@ def match_statement(
         k = it[7]
         return it[0] in taken or (k is not None and done_e2e.get(k) is it)
 
+    # Items a return line of this statement names: their payment came back, so no line may settle
+    # them in this run (a debit and its return in one statement net to nothing paid). They join
+    # ``taken`` when the return line is met (out of every later pass; a line citing one is a RETURN
+    # exception), and a match made before the return line is undone after this loop.
+    returned: set[str] = set()
+    seen = seen_lines or {}
     for i, e in enumerate(lines):
+        if seen and i in seen:
+            excs.append(ReconException(EXC_DUPLICATE, i, None, e.amount_minor, e.currency,
+                                       f"bank entry already reconciled in statement {seen[i]}"))
+            continue
         if e.reversal or e.return_reason or (e.bank_tx_code and is_return(e)):
             by_id = _index(pool, 0)[0] if by_id is None else by_id
             by_serial = _index(pool, 8)[0] if by_serial is None else by_serial
             it_ret = _resolve(e, by_e2e, by_id, by_serial) or _resolve(e, done_e2e, {}, {})
             known = it_ret is not None and it_ret is not _AMBIGUOUS_REF
             ref = it_ret.item_id if known and it_ret is not None else _prior(e, prior)
+            if known and it_ret is not None:
+                returned.add(it_ret.item_id)
+                taken_add(it_ret.item_id)
             excs.append(ReconException(EXC_RETURN, i, ref, e.amount_minor, e.currency,
                                        f"return reason {e.return_reason or e.bank_tx_code or 'reversal'}"))
             continue
@@ -209,7 +225,15 @@ def match_statement(
                     taken_add(it[0])
                     append_match((i, it, rule, i, e.amount_minor))
                     continue
-        _ref_conflict(i, e, it, is_taken=is_taken, ref_diff=ref_diff, ref_item=ref_item, excs=excs)
+        _ref_conflict(i, e, it, is_taken=is_taken, ref_diff=ref_diff, ref_item=ref_item, excs=excs,
+                      returned=returned)
+
+    if returned and any(m[1][0] in returned for m in matches):
+        for m in [m for m in matches if m[1][0] in returned]:
+            e = lines[m[0]]
+            excs.append(ReconException(EXC_RETURN, m[0], m[1][0], e.amount_minor, e.currency,
+                                       f"item {m[1][0]} is paid and returned in this statement: not settled"))
+        matches[:] = [m for m in matches if m[1][0] not in returned]
 
     # pass 1b: batch bookings (one entry, many payments) whose transactions name items
     if rest:
@@ -244,7 +268,8 @@ def match_statement(
                 taken.add(it.item_id)
                 matches.append((i, it, RULE_REF_PIECE, i, e.amount_minor))
             else:
-                _ref_conflict(i, e, it, is_taken=is_taken, ref_diff=ref_diff, ref_item=ref_item, excs=excs)
+                _ref_conflict(i, e, it, is_taken=is_taken, ref_diff=ref_diff, ref_item=ref_item, excs=excs,
+                                  returned=returned)
         rest = still
 
     # lines without a known reference: a strong ref of an item matched earlier = duplicate
@@ -356,6 +381,8 @@ def match_statement(
                                        it.currency, f"due {it.due_date.isoformat()}, window ended"))
         else:
             out.open_items.append(it)
+    # returned items stay open (to be re-instructed); their RETURN exception is already reported
+    out.open_items.extend(it for it in pool if it.item_id in returned and it.item_id not in ref_diff)
     return out
 
 
@@ -411,11 +438,14 @@ def _prior(e: StatementEntry, prior: Mapping[str, str]) -> str | None:
 
 def _ref_conflict(i: int, e: StatementEntry, it: ExpectedItem, *, is_taken: Callable[[ExpectedItem], bool],
                   ref_diff: dict[str, list[int]], ref_item: dict[str, ExpectedItem],
-                  excs: list[ReconException]) -> None:
+                  excs: list[ReconException], returned: set[str] | frozenset[str] = frozenset()) -> None:
     """A line whose strong reference names an item it cannot simply match."""
     if it is _AMBIGUOUS_REF:
         excs.append(ReconException(EXC_AMBIGUOUS, i, None, e.amount_minor, e.currency,
                                    "reference shared by several expected items"))
+    elif it.item_id in returned:
+        excs.append(ReconException(EXC_RETURN, i, it.item_id, e.amount_minor, e.currency,
+                                   f"item {it.item_id} is paid and returned in this statement: not settled"))
     elif it.currency != e.currency:
         excs.append(ReconException(EXC_CURRENCY, i, it.item_id, e.amount_minor, e.currency,
                                    f"item {it.item_id} is in {it.currency}"))

@@ -313,6 +313,48 @@ def _cited_beyond(lines: Sequence[StatementEntry], items: Sequence[ExpectedItem]
     return {r for r in cited - known if r}
 
 
+_NO_BANK_REF = frozenset({"", "NOTPROVIDED", "NONREF", "NONE"})
+
+
+def prior_lines(session: Session, account: str, lines: Sequence[StatementEntry]) -> dict[int, str]:
+    """Lines that are bank entries already reconciled in an earlier statement of ``account``.
+
+    A bank entry is identified by its account servicer reference (AcctSvcrRef / MT940 :61: bank
+    reference) with its direction and value date; the same day delivered twice under different
+    statement ids (an MT940 beside the camt.053, a re-sent file) must not match twice. Looks only at
+    statements whose business date is near the lines' dates (existing indexes: statement account and
+    date, match/line statement_pk). Lines without a usable bank reference cannot be recognised.
+    Returns line index -> the earlier statement's key.
+    """
+    acct = normalise_account(account)
+    if session.scalars(select(StatementRow.id).where(StatementRow.account == acct).limit(1)).first() is None:
+        return {}  # the account's first statement: nothing to compare with
+    wanted: dict[tuple[str, str, date], list[int]] = {}
+    for i, e in enumerate(lines):
+        ref, d = e.account_servicer_ref, e.value_date or e.booking_date
+        if ref and ref not in _NO_BANK_REF and d is not None:
+            wanted.setdefault((ref, e.credit_debit, d), []).append(i)
+    if not wanted:
+        return {}
+    days = [k[2] for k in wanted]
+    stmts = dict(session.execute(select(StatementRow.id, StatementRow.statement_key).where(
+        StatementRow.account == acct,
+        StatementRow.business_date >= min(days) - timedelta(days=7),
+        StatementRow.business_date <= max(days) + timedelta(days=40))).all())
+    out: dict[int, str] = {}
+    ids = sorted(stmts)
+    for table in (MatchRow, LineRow):
+        for c in range(0, len(ids), 500):
+            rows = session.execute(select(table.bank_ref, table.credit_debit, table.value_date,
+                                          table.statement_pk).where(table.statement_pk.in_(ids[c:c + 500])))
+            for ref, cd, vd, spk in rows:
+                if ref is None or vd is None:
+                    continue
+                for i in wanted.get((ref, cd, vd if isinstance(vd, date) else date.fromisoformat(vd)), ()):
+                    out.setdefault(i, stmts[spk])
+    return out
+
+
 # ---- the run ------------------------------------------------------------------------------
 
 def _stored_result(session: Session, row: StatementRow) -> RunResult:
@@ -374,8 +416,9 @@ def run_statement(
     prior = prior_refs(session, acct, bdate - timedelta(days=PRIOR_REF_LOOKBACK_DAYS),
                        refs=_cited_beyond(statement.entries, items))
     lines = statement.entries
+    seen = prior_lines(session, acct, lines)
     t2 = clock()
-    outcome = match_statement(acct, lines, items, config=cfg, as_of=as_of, prior_refs=prior)
+    outcome = match_statement(acct, lines, items, config=cfg, as_of=as_of, prior_refs=prior, seen_lines=seen)
     t3 = clock()
     exc_items = {x.item_id for x in outcome.exceptions if x.item_id}
     obligor_of = {it.item_id: it.obligor_uscc for it in items if it.item_id in exc_items} if exc_items else {}
@@ -529,6 +572,7 @@ def mark_returns(session: Session, key: str, lines: Sequence[StatementEntry], ou
         it = items[x.item_id or ""]
         if it.kind != "clearing" or status.get(it.item_id) not in ("open", "sent") or x.line_index is None:
             continue
+        status[it.item_id] = "returned"  # several return lines for one instruction: mark it once
         e = lines[x.line_index]
         cmds.append({
             "cmd": "mark_returned",

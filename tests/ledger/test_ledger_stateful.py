@@ -496,6 +496,10 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
                 and v["state"] == "overdue"
                 and p["state"] in ("live", "clearing")
                 and p["holder"] == self.funder
+                # never while the payment to the funder is in flight (review fix)
+                and not any(
+                    d["piece"] == f["piece"] and d["status"] == "sent" for d in self.instructions.values()
+                )
             )
             r = led.apply_one(
                 {"cmd": "repurchase", "key": self.key(), "on": "2026-07-02", "financing_id": fid}
