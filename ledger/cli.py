@@ -7,7 +7,6 @@ imports happen inside the commands so ``cvhub --help`` stays fast. ``--db`` defa
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ def apply(
 ) -> None:
     """Apply the commands in FILE in order; print one JSON result per line; exit 0 iff all ok/exists."""
     from ledger.chain import canonical_json
+    from ledger.command_text import DuplicateField, loads_strict
 
     fh = sys.stdin if str(file) == "-" else file.open(encoding="utf-8")
     led = _open(db)
@@ -54,7 +54,21 @@ def apply(
             if not line.strip():
                 continue
             try:
-                cmd = json.loads(line)
+                cmd = loads_strict(line)
+            except DuplicateField as e:
+                run()  # keep output in input order
+                all_ok = False
+                typer.echo(
+                    canonical_json(
+                        {
+                            "key": None,
+                            "result": e.code,
+                            "data": {"line": lineno, "field": e.field},
+                            "detail": f"{file}:{lineno}: {e}: nothing applied from this line",
+                        }
+                    )
+                )
+                continue
             except ValueError as e:
                 run()  # keep output in input order
                 all_ok = False

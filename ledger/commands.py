@@ -10,6 +10,7 @@ Result codes and their order of precedence are documented per command in ``docs/
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -40,7 +41,9 @@ from ledger.state import (
 
 ROLES = ("funder", "obligor", "supplier")
 DAY_COUNTS = {"ACT/360": 360, "ACT/365": 365}
-TENOR_MAX_DAYS = 366  # "at most one year": maturity <= issue date + 1 calendar year (checked exactly)
+# Tenor (SPEC §1): the due date (maturity after the business-day roll) at most 1 calendar year after
+# the issue date (error tenor_exceeded), a warning when it is more than 6 calendar months after it.
+TENOR_MAX_YEARS = 1
 TENOR_WARN_MONTHS = 6
 DEFAULT_TRANSFER_DAYS = 7  # a pending transfer expires this many days after it was offered
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
@@ -387,13 +390,21 @@ def issue(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
         raise CommandError("invalid_field", "supplier: must differ from the obligor", "supplier")
     c.party(obligor, "obligor", "obligor")
     c.party(supplier, "supplier", "supplier")
-    if maturity <= c.on:
+    # Tenor is checked on the EFFECTIVE maturity: the due date, i.e. the maturity moved by the
+    # business-day rule on the holiday calendar (the day the money is actually due).
+    due = c.cfg.calendar.adjust(maturity, c.cfg.business_day_rule)  # type: ignore[arg-type]
+    if maturity <= c.on or due <= c.on:
         raise CommandError(
-            "maturity_in_past", f"maturity: {maturity} is not after the issue date {c.on}", "maturity"
+            "maturity_in_past",
+            f"maturity: {maturity} (due {due}) is not after the issue date {c.on}",
+            "maturity",
         )
-    if maturity > _add_years(c.on, 1):
+    if due > _add_years(c.on, TENOR_MAX_YEARS):
         raise CommandError(
-            "tenor_exceeded", f"maturity: {maturity} is more than one year after {c.on}", "maturity"
+            "tenor_exceeded",
+            f"maturity: {maturity} is due on {due} (business-day rule {c.cfg.business_day_rule}), "
+            f"more than one year after {c.on}",
+            "maturity",
         )
     if c.store.get(c.conn, Voucher, voucher_no) is not None:
         raise CommandError("voucher_exists", f"voucher_no: voucher {voucher_no} already exists", "voucher_no")
@@ -432,7 +443,6 @@ def issue(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
             "amount",
         )
     # all checks passed: change state
-    due = c.cfg.calendar.adjust(maturity, c.cfg.business_day_rule)  # type: ignore[arg-type]
     for p, (pid, part) in zip(payables, parts, strict=True):
         p.backed_minor += part
         c.store.touch(p)
@@ -467,7 +477,7 @@ def issue(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     )
     data: dict[str, Any] = {"voucher_no": voucher_no, "piece_no": piece_no, "due_date": due.isoformat()}
     warnings = []
-    if maturity > _add_months(c.on, TENOR_WARN_MONTHS):
+    if due > _add_months(c.on, TENOR_WARN_MONTHS):
         warnings.append("tenor_over_6_months")
     if due != maturity:
         warnings.append("maturity_adjusted")
@@ -810,6 +820,15 @@ def record_registration(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
 
 def disburse(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     f, p, v = _financing(c, "pending")
+    if c.on >= v.due_date:
+        # money advanced on or after the due date would finance nothing: the obligor pays the
+        # holder now. The pending financing must be rejected (reject_financing) to unlock the piece.
+        raise CommandError(
+            "voucher_matured",
+            f"on: voucher {v.voucher_no} is due on {v.due_date}; financing {f.financing_id} can no longer "
+            "be disbursed (reject it)",
+            "on",
+        )
     if f.registration_no is None:
         raise CommandError(
             "registration_missing",
@@ -873,8 +892,8 @@ def _settlement_account(c: Ctx, uscc: str, currency: str, field: str) -> Account
     )
 
 
-def _new_instruction(c: Ctx, v: Voucher, p: Piece, n: int) -> Instruction:
-    payee = _settlement_account(c, p.holder_uscc, v.currency, "voucher_no")
+def _new_instruction(c: Ctx, v: Voucher, p: Piece, n: int, payee: Account | None = None) -> Instruction:
+    payee = payee or _settlement_account(c, p.holder_uscc, v.currency, "voucher_no")
     payer = _settlement_account(c, v.obligor_uscc, v.currency, "voucher_no")
     iid = f"CI{p.piece_no}" if n == 1 else f"CI{p.piece_no}R{n}"
     return Instruction(
@@ -942,6 +961,14 @@ def _instruction(c: Ctx, *statuses: str) -> Instruction:
 def mark_sent(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     msg = c.text("message_id", max_len=35)
     ins = _instruction(c, "open", "returned")
+    if ins.status == "returned" and ins.statement_ref is not None:
+        # its settlement was reversed: reconciliation matched its EndToEndId once already and never
+        # matches an item twice, so a re-sent payment would be reported, not settled: pay anew
+        raise CommandError(
+            "reinstruct_required",
+            f"instruction_id: the settlement of {ins.instruction_id} was reversed; use reinstruct",
+            "instruction_id",
+        )
     ins.status = "sent"
     ins.message_id = msg
     c.store.touch(ins)
@@ -1035,15 +1062,7 @@ def repurchase(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     account = "clearing" if p.state == "clearing" else "held"
     data: dict[str, Any] = {"financing_id": f.financing_id, "piece_no": p.piece_no}
     if p.state == "clearing":
-        ph = "?" if c.conn.dialect.paramstyle == "qmark" else "%s"
-        ids = [
-            str(r[0])
-            for r in c.conn.exec_driver_sql(
-                f"SELECT instruction_id FROM ledger_instructions WHERE piece_no = {ph}", (p.piece_no,)
-            ).all()
-        ]
-        ids += [i for i in c.store.new[Instruction] if c.store.new[Instruction][i].piece_no == p.piece_no]
-        mine: list[Instruction] = [c.store.get(c.conn, Instruction, i) for i in dict.fromkeys(ids)]
+        mine = _instructions_of_piece(c, p.piece_no)
         old = [i for i in mine if i.status in ("open", "sent", "returned")]
         sent = [i.instruction_id for i in old if i.status == "sent"]
         if sent:
@@ -1073,6 +1092,147 @@ def repurchase(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
     ]
 
 
+def _instructions_of_piece(c: Ctx, piece_no: str) -> list[Instruction]:
+    """Every instruction ever made for a piece (flushed and this batch's), in creation order."""
+    ph = "?" if c.conn.dialect.paramstyle == "qmark" else "%s"
+    ids = [
+        str(r[0])
+        for r in c.conn.exec_driver_sql(
+            f"SELECT instruction_id FROM ledger_instructions WHERE piece_no = {ph}", (piece_no,)
+        ).all()
+    ]
+    ids += [i for i in c.store.new[Instruction] if c.store.new[Instruction][i].piece_no == piece_no]
+    return [c.store.get(c.conn, Instruction, i) for i in dict.fromkeys(ids)]
+
+
+def _was_marked_overdue(c: Ctx, voucher_no: str) -> bool:
+    """Whether a ``mark_overdue`` entry exists for the voucher (journal, or this batch).
+
+    A voucher leaves ``overdue`` only by being settled, so this tells the state it had before its
+    final settlement: ``overdue`` if it was ever marked so, else ``clearing``.
+    """
+    for e in c.store.entries:
+        if e.cmd == "mark_overdue" and json.loads(e.body).get("voucher_no") == voucher_no:
+            return True
+    ph = "?" if c.conn.dialect.paramstyle == "qmark" else "%s"
+    rows = c.conn.exec_driver_sql(
+        f"SELECT body FROM ledger_journal WHERE cmd = 'mark_overdue' AND body LIKE {ph}",
+        (f'%"voucher_no":"{voucher_no}"%',),
+    ).all()  # LIKE narrows ("_" may over-match); the parsed body decides
+    return any(json.loads(str(r[0])).get("voucher_no") == voucher_no for r in rows)
+
+
+def reverse_settlement(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
+    """Correction of a ``settle``: the payment that settled an instruction came back (return /
+    R-transaction / reject after booking). Reverses the settle postings; the instruction is
+    ``returned`` again, its piece ``clearing``, the quota reserved again, the voucher unsettled."""
+    ref = c.text("statement_ref")
+    currency = c.currency()
+    amount = c.amount("amount", currency)
+    reason = c.text("reason", max_len=500)
+    ins: Instruction = c.get(Instruction, "instruction_id", "unknown_instruction", "instruction")
+    if ins.status != "settled":
+        raise CommandError(
+            "not_settled",
+            f"instruction_id: instruction {ins.instruction_id} is {ins.status}, not settled "
+            "(a return before settlement is mark_returned)",
+            "instruction_id",
+        )
+    if currency != ins.currency:
+        raise CommandError(
+            "currency_mismatch",
+            f"currency: instruction {ins.instruction_id} is in {ins.currency}",
+            "currency",
+        )
+    if amount != ins.amount_minor:
+        raise CommandError(
+            "amount_mismatch",
+            f"amount: instruction {ins.instruction_id} settled {ins.amount_minor} minor units "
+            "(a partial return is not a reversal: escalate)",
+            "amount",
+        )
+    p: Piece = c.store.get(c.conn, Piece, ins.piece_no)
+    v: Voucher = c.store.get(c.conn, Voucher, ins.voucher_no)
+    q: Quota = c.store.get(c.conn, Quota, v.obligor_uscc)
+    if q.reserved_minor + amount > q.limit_minor:
+        raise CommandError(
+            "quota_exceeded",
+            f"amount: re-reserving {amount} minor units exceeds the quota of {v.obligor_uscc} "
+            f"({q.limit_minor - q.reserved_minor} free): raise it with set_quota, then reverse",
+            "amount",
+        )
+    data: dict[str, Any] = {
+        "instruction_id": ins.instruction_id,
+        "voucher_no": v.voucher_no,
+        "piece_no": p.piece_no,
+        "reversed_statement_ref": ins.statement_ref,
+    }
+    if v.state == "settled":
+        v.state = "overdue" if _was_marked_overdue(c, v.voucher_no) else "clearing"
+        restored = []
+        for piece in c.store.pieces_of(c.conn, v.voucher_no):
+            f = c.store.live_financing(c.conn, piece.piece_no)
+            if f is not None and f.registration_state == "cancelled":
+                f.registration_state = "registered"  # the settlement made the 注销 due; it is not any more
+                c.store.touch(f)
+                restored.append(f.registration_no)
+        if restored:
+            data["registrations_restored"] = restored
+    data["voucher_state"] = v.state
+    ins.status = "returned"
+    ins.return_reason = f"{ref}: {reason}"[:500]
+    p.state = "clearing"
+    v.settled_minor -= amount
+    q.reserved_minor += amount
+    for obj in (ins, p, v, q):
+        c.store.touch(obj)
+    o, h, cur = v.obligor_uscc, p.holder_uscc, v.currency
+    return data, [
+        (f"clearing:{h}", cur, amount),
+        (f"obligation:{o}", cur, -amount),
+        (f"quota_reserved:{o}", cur, amount),
+        (f"quota_free:{o}", cur, -amount),
+        (f"cash:{o}", cur, amount),
+        (f"cash:{h}", cur, -amount),
+    ]
+
+
+def reinstruct(c: Ctx) -> tuple[dict[str, Any], list[Posting]]:
+    """A returned instruction is replaced by a new one (new id and EndToEndId) paying the piece's
+    holder, optionally at another of its registered accounts (corrected payee details)."""
+    account_no = c.text("account_no", required=False, max_len=40)
+    ins = _instruction(c, "returned")
+    p: Piece = c.store.get(c.conn, Piece, ins.piece_no)
+    v: Voucher = c.store.get(c.conn, Voucher, ins.voucher_no)
+    payee: Account | None = None
+    if account_no:
+        payee = next(
+            (
+                a
+                for a in c.store.accounts_of(c.conn, p.holder_uscc)
+                if a.account_no == account_no and a.currency == v.currency
+            ),
+            None,
+        )
+        if payee is None:
+            raise CommandError(
+                "unknown_account",
+                f"account_no: {account_no} is not a {v.currency} account of the holder {p.holder_uscc}",
+                "account_no",
+            )
+    mine = _instructions_of_piece(c, p.piece_no)
+    new = _new_instruction(c, v, p, len(mine) + 1, payee)  # may refuse: nothing changed yet
+    ins.status = "superseded"
+    c.store.touch(ins)
+    c.store.add(new)
+    return {
+        "instruction_id": new.instruction_id,
+        "end_to_end_id": new.end_to_end_id,
+        "superseded": ins.instruction_id,
+        "payee_account": new.payee_account,
+    }, []
+
+
 HANDLERS: dict[str, Handler] = {
     "register_party": register_party,
     "add_account": add_account,
@@ -1096,6 +1256,8 @@ HANDLERS: dict[str, Handler] = {
     "settle": settle,
     "mark_overdue": mark_overdue,
     "repurchase": repurchase,
+    "reverse_settlement": reverse_settlement,
+    "reinstruct": reinstruct,
 }
 
 # Ids each command refers to, by field -> entity; the batch prefetches them in bulk.

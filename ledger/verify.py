@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import Engine
 
 from ledger.chain import GENESIS_HASH, entry_hash
+from ledger.command_text import loads_strict
 
 LIVE = ("live", "locked")
 
@@ -540,7 +541,7 @@ def verify_journal_file(path: Path, *, replay: bool = False) -> VerifyReport:
                 if not line.strip():
                     continue
                 try:
-                    e = json.loads(line)
+                    e = loads_strict(line)
                     entries.append(
                         (
                             e["seq"],
@@ -584,7 +585,12 @@ def _replay(entries: list[tuple[Any, ...]]) -> None:
         try:
             for start in range(0, len(entries), 1000):
                 chunk = entries[start : start + 1000]
-                cmds = [{**json.loads(e[3]), "key": e[1]} for e in chunk]
+                cmds = []
+                for e in chunk:
+                    try:
+                        cmds.append({**loads_strict(e[3]), "key": e[1]})
+                    except (ValueError, TypeError) as err:
+                        _fail(f"journal seq {e[0]}", "body", f"not a JSON command object: {err}")
                 for e, r in zip(chunk, led.apply(cmds), strict=True):
                     if r.result != "ok" or r.seq != e[0]:
                         _fail(

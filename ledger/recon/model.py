@@ -41,8 +41,10 @@ EXC_UNMATCHED_LINE = "UNMATCHED_LINE"
 EXC_UNMATCHED_EXPECTED = "UNMATCHED_EXPECTED"
 
 NEXT_ACTION: dict[str, str] = {
-    EXC_RETURN: "Payment returned or rejected: correct the payee details with the holder and "
-                "re-instruct; if the item was already settled, book the reversal first.",
+    EXC_RETURN: "Payment returned or rejected: confirm the payee details with the holder, then pay "
+                "again with the ledger's reinstruct (new instruction, new EndToEndId). If the item was "
+                "settled by an earlier statement, reconciliation has already booked reverse_settlement "
+                "(see the detail); if the detail says the ledger REFUSED, fix the cause and reverse by hand.",
     EXC_CURRENCY: "Reference matches an item in another currency: confirm with the bank which "
                   "leg is wrong; never settle across currencies.",
     EXC_DUPLICATE: "Possible double payment: confirm with the bank and request a recall or refund "

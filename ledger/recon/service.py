@@ -425,6 +425,11 @@ def run_statement(
     # a savepoint: if anything below fails (e.g. the ledger refuses a settle), none of this
     # statement's rows stay behind even when the caller goes on with its transaction
     with session.begin_nested():
+        # returns of instructions settled by an EARLIER statement: the ledger's reverse_settlement,
+        # in this same transaction as the RETURN exception rows (whose detail records the outcome)
+        outcome = reverse_returned_settlements(session, key, lines, outcome,
+                                               {it.item_id for it in items}, business_date=bdate,
+                                               ledger=ledger)
         result = persist_outcome(session, statement, outcome, key=key, digest=digest, business_date=bdate,
                                  ledger=ledger, obligor_of=obligor_of)
         mark_returns(session, key, lines, outcome, {it.item_id: it for it in items if it.kind == "clearing"},
@@ -588,18 +593,119 @@ def mark_returns(session: Session, key: str, lines: Sequence[StatementEntry], ou
     return len(cmds)
 
 
+def _settled_instructions(session: Session, refs: Iterable[str]) -> dict[str, InstructionRow]:
+    """Ledger instructions with status ``settled`` whose id or EndToEndId is among ``refs``
+    (keyed by each matching reference)."""
+    wanted = sorted({r for r in refs if r})
+    out: dict[str, InstructionRow] = {}
+    for i in range(0, len(wanted), 500):
+        chunk = wanted[i:i + 500]
+        for row in session.scalars(select(InstructionRow).where(
+                InstructionRow.status == "settled",
+                InstructionRow.instruction_id.in_(chunk) | InstructionRow.end_to_end_id.in_(chunk))):
+            out[row.instruction_id] = row
+            out[row.end_to_end_id] = row
+    return out
+
+
+def _reverse_command(key_seed: str, ins: InstructionRow, statement_ref: str, reason: str, *, on: date,
+                     amount_minor: int | None = None, currency: str | None = None) -> dict[str, Any]:
+    """The ledger command; the amount is what came back (the ledger refuses a partial return)."""
+    cur = currency or ins.currency
+    return {
+        "cmd": "reverse_settlement",
+        "key": "recon:rev:" + hashlib.sha256(key_seed.encode()).hexdigest()[:36],
+        "instruction_id": ins.instruction_id,
+        "statement_ref": statement_ref[:200],
+        "amount": to_decimal_text(ins.amount_minor if amount_minor is None else amount_minor, cur),
+        "currency": cur,
+        "reason": reason[:500],
+        "on": on.isoformat(),
+    }
+
+
+def _reversal_note(res: Any, iid: str) -> str:
+    if getattr(res, "ok", False):
+        return (f"; settlement of {iid} REVERSED in the ledger (seq {res.seq}, voucher "
+                f"{res.data.get('voucher_state')}): reinstruct {iid} once the payee details are confirmed")
+    why = f"{getattr(res, 'result', '?')} {getattr(res, 'detail', '') or ''}".rstrip()
+    return (f"; ledger REFUSED to reverse the settlement of {iid}: {why} -- the voucher still shows it "
+            "paid: fix the cause, then apply reverse_settlement by hand")
+
+
+def reverse_returned_settlements(session: Session, key: str, lines: Sequence[StatementEntry],
+                                 outcome: MatchOutcome, open_ids: set[str], *, business_date: date,
+                                 ledger: LedgerPort | None) -> MatchOutcome:
+    """A return line naming a clearing instruction that an EARLIER statement settled: apply the
+    ledger's ``reverse_settlement`` (in the caller's transaction) and record what happened in the
+    RETURN exception's detail. Returns the outcome with those details (nothing else changes).
+
+    Only lines whose money comes back (a credit on the payer's account, or a reversal entry) are
+    reversals; a refusal (e.g. ``amount_mismatch`` for a partial return, ``quota_exceeded``) does
+    not abort the run: the exception says the ledger refused and why, for a human to resolve.
+    """
+    if ledger is None:
+        return outcome
+    cands = [(n, x) for n, x in enumerate(outcome.exceptions)
+             if x.code == EXC_RETURN and x.line_index is not None and x.item_id and x.item_id not in open_ids]
+    if not cands:
+        return outcome
+    settled = _settled_instructions(session, [x.item_id or "" for _, x in cands])
+    if not settled:
+        return outcome
+    cmds: list[dict[str, Any]] = []
+    slots: list[tuple[int, str]] = []           # exception index -> instruction reversed
+    notes: dict[int, str] = {}
+    first: dict[str, int] = {}
+    for n, x in cands:
+        ins = settled.get(x.item_id or "")
+        li = x.line_index
+        if ins is None or li is None:
+            continue
+        e = lines[li]
+        if e.credit_debit != "CRDT" and not e.reversal:
+            notes[n] = f"; not a reversal of {ins.instruction_id} (a debit): settlement kept, investigate"
+            continue
+        if ins.instruction_id in first:
+            notes[n] = f"; {ins.instruction_id} reversed for line {first[ins.instruction_id] + 1} already"
+            continue
+        first[ins.instruction_id] = li
+        cmds.append(_reverse_command(
+            f"{key}|{li}|{ins.instruction_id}", ins, f"{key}#{li + 1}",
+            f"returned on statement {key} line {li + 1}: {e.return_reason or e.bank_tx_code or 'reversal'}",
+            on=e.value_date or e.booking_date or business_date, amount_minor=e.amount_minor,
+            currency=e.currency))
+        slots.append((n, ins.instruction_id))
+    if cmds:
+        for (n, iid), res in zip(slots, ledger.apply(cmds, session=session), strict=True):
+            notes[n] = _reversal_note(res, iid)
+    if not notes:
+        return outcome
+    excs = list(outcome.exceptions)
+    for n, note in notes.items():
+        excs[n] = excs[n]._replace(detail=excs[n].detail + note)
+    outcome.exceptions[:] = excs
+    return outcome
+
+
 def record_payment_statuses(session: Session, statuses: Iterable[PaymentStatus], *, business_date: date,
-                            account_of: Mapping[str, str] | None = None) -> int:
+                            account_of: Mapping[str, str] | None = None,
+                            ledger: LedgerPort | None = None) -> int:
     """pain.002 rejects (RJCT at transaction level) as RETURN exceptions; idempotent. Returns rows added.
 
     The item is found by the original instruction id or EndToEndId among registered items and
     matches; ``account_of`` (item id -> account) fills the account for ledger instructions.
+    ledger: when given, a reject naming a clearing instruction that is already ``settled`` (a
+    reject after booking) reverses that settlement (``reverse_settlement``) in this transaction,
+    and the exception's detail says so (or why the ledger refused).
     """
     rows: list[tuple[Any, ...]] = []
     dd = db_dates(session)
-    for st in statuses:
-        if st.status != "RJCT" or st.level != "transaction":
-            continue
+    rejects = [st for st in statuses if st.status == "RJCT" and st.level == "transaction"]
+    settled = _settled_instructions(session, [
+        r for st in rejects for r in (st.original_instruction_id, st.original_end_to_end_id) if r]) \
+        if ledger is not None and rejects else {}
+    for st in rejects:
         ref = st.original_instruction_id or st.original_end_to_end_id or ""
         item_id = ref
         acct = (account_of or {}).get(ref)
@@ -617,7 +723,28 @@ def record_payment_statuses(session: Session, statuses: Iterable[PaymentStatus],
         return 0
     seen = set(session.scalars(select(ExceptionRow.exc_key).where(
         ExceptionRow.exc_key.in_([r[0] for r in rows]))))
-    rows = [r for r in rows if r[0] not in seen]
+    fresh = [(r, st) for r, st in zip(rows, rejects, strict=True) if r[0] not in seen]
+    if ledger is not None and settled:
+        cmds: list[dict[str, Any]] = []
+        at: list[tuple[int, str]] = []
+        done: set[str] = set()
+        for n, (r, st) in enumerate(fresh):
+            ins = settled.get(st.original_instruction_id or "") \
+                or settled.get(st.original_end_to_end_id or "")
+            if ins is None or ins.instruction_id in done:
+                continue
+            done.add(ins.instruction_id)
+            cmds.append(_reverse_command(r[0], ins, f"pain002:{st.original_message_id}:{r[4]}",
+                                         r[9], on=business_date, amount_minor=st.amount_minor,
+                                         currency=st.currency))
+            at.append((n, ins.instruction_id))
+        for (n, iid), res in zip(at, ledger.apply(cmds, session=session), strict=True):
+            r, st = fresh[n]
+            ins = settled[iid]
+            fresh[n] = ((*r[:4], iid, r[5] or normalise_account(ins.payer_account), r[6] or ins.amount_minor,
+                         r[7] or ins.currency, r[8], r[9] + _reversal_note(res, iid),
+                         r[10] or ins.obligor_uscc, *r[11:]), st)
+    rows = [r for r, _ in fresh]
     return bulk_insert(session, ExceptionRow, (
         "exc_key", "code", "statement_pk", "line_no", "item_id", "account", "amount_minor", "currency",
         "business_date", "detail", "obligor_uscc", "status", "resolved_on"), rows)

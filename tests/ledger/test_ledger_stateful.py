@@ -379,7 +379,7 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
             assert r.ok == (not settle_first or amount > part), r.to_json()
             if not r.ok:
                 return
-            self.vouchers[vno]["state"] = "overdue"
+            self.vouchers[vno]["state"], self.vouchers[vno]["was_overdue"] = "overdue", True
             r = led.apply_one(
                 {"cmd": "repurchase", "key": self.key(), "on": "2026-07-02", "financing_id": fid}
             )
@@ -436,11 +436,15 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
                 v["state"] = "clearing"
 
         @precondition(lambda self: self.instructions)
-        @rule(data=st.data(), event=st.sampled_from(["settle", "settle", "mark_sent", "mark_returned"]))
+        @rule(
+            data=st.data(),
+            event=st.sampled_from(
+                ["settle", "settle", "mark_sent", "mark_returned", "reverse_settlement", "reinstruct"]
+            ),
+        )
         def instruction_event(self, data: st.DataObject, event: str) -> None:
-            pending = sorted(
-                i for i, d in self.instructions.items() if d["status"] in ("open", "sent", "returned")
-            )
+            wanted = ("settled",) if event == "reverse_settlement" else ("open", "sent", "returned")
+            pending = sorted(i for i, d in self.instructions.items() if d["status"] in wanted)
             iid = data.draw(st.sampled_from(pending or sorted(self.instructions)))
             ins = self.instructions[iid]
             p = self.pieces[ins["piece"]]
@@ -448,15 +452,43 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
                 "settle": ("open", "sent", "returned"),
                 "mark_sent": ("open", "returned"),
                 "mark_returned": ("open", "sent"),
+                "reverse_settlement": ("settled",),
+                "reinstruct": ("returned",),
             }[event]
             ok = ins["status"] in allowed
+            if event == "mark_sent" and ins.get("reversed"):
+                ok = False  # reinstruct_required: a reversed settlement is paid under a new instruction
+            if event == "reverse_settlement" and self.reserved + p["amount"] > self.quota:
+                ok = False  # quota_exceeded: the freed quota was used by new vouchers meanwhile
             fields = {
                 "settle": {"statement_ref": f"ST{iid}", "amount": fen(p["amount"]), "currency": "CNY"},
                 "mark_sent": {"message_id": "MSG1"},
                 "mark_returned": {"reason": "AC04"},
+                "reverse_settlement": {
+                    "statement_ref": f"RT{iid}",
+                    "amount": fen(p["amount"]),
+                    "currency": "CNY",
+                    "reason": "AC04",
+                },
+                "reinstruct": {},
             }[event]
-            self.run({"cmd": event, "instruction_id": iid, **fields}, ok)
+            data_out = self.run({"cmd": event, "instruction_id": iid, **fields}, ok)
             if not ok:
+                return
+            if event == "reinstruct":
+                mine = [i for i, d in self.instructions.items() if d["piece"] == ins["piece"]]
+                new = f"CI{ins['piece']}R{len(mine) + 1}"
+                assert data_out["instruction_id"] == new
+                ins["status"] = "superseded"
+                self.instructions[new] = {"piece": ins["piece"], "status": "open"}
+                return
+            if event == "reverse_settlement":
+                ins["status"], ins["reversed"], p["state"] = "returned", True, "clearing"
+                self.reserved += p["amount"]
+                v = self.vouchers[p["v"]]
+                if v["state"] == "settled":
+                    v["state"] = "overdue" if v.get("was_overdue") else "clearing"
+                assert data_out["voucher_state"] == v["state"]
                 return
             ins["status"] = {"settle": "settled", "mark_sent": "sent", "mark_returned": "returned"}[event]
             if event == "settle":
@@ -469,6 +501,50 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
                 if settled == v["face"]:
                     v["state"] = "settled"
 
+        @precondition(
+            lambda self: any(d["status"] in ("open", "sent", "returned") for d in self.instructions.values())
+        )
+        @rule(data=st.data(), then=st.sampled_from(["leave", "reinstruct", "reinstruct_settle"]))
+        def settle_then_return(self, data: st.DataObject, then: str) -> None:
+            """A payment settled, then returned by a later statement: reverse, maybe pay again."""
+            unpaid = ("open", "sent", "returned")
+            iid = data.draw(
+                st.sampled_from(sorted(i for i, d in self.instructions.items() if d["status"] in unpaid))
+            )
+            self.settle_instruction(iid)
+            ins = self.instructions[iid]
+            p = self.pieces[ins["piece"]]
+            v = self.vouchers[p["v"]]
+            ok = self.reserved + p["amount"] <= self.quota
+            out = self.run(
+                {
+                    "cmd": "reverse_settlement",
+                    "instruction_id": iid,
+                    "statement_ref": f"RT{iid}",
+                    "amount": fen(p["amount"]),
+                    "currency": "CNY",
+                    "reason": "AC04",
+                },
+                ok,
+            )
+            if not ok:
+                return
+            ins["status"], ins["reversed"], p["state"] = "returned", True, "clearing"
+            self.reserved += p["amount"]
+            if v["state"] == "settled":
+                v["state"] = "overdue" if v.get("was_overdue") else "clearing"
+            assert out["voucher_state"] == v["state"]
+            self.run({"cmd": "mark_sent", "instruction_id": iid, "message_id": "MSG2"}, False)
+            if then == "leave":
+                return
+            mine = [i for i, d in self.instructions.items() if d["piece"] == ins["piece"]]
+            new = f"CI{ins['piece']}R{len(mine) + 1}"
+            assert self.run({"cmd": "reinstruct", "instruction_id": iid}, True)["instruction_id"] == new
+            ins["status"] = "superseded"
+            self.instructions[new] = {"piece": ins["piece"], "status": "open"}
+            if then == "reinstruct_settle":
+                self.settle_instruction(new)
+
         @precondition(lambda self: self.vouchers)
         @rule(data=st.data())
         def mark_overdue(self, data: st.DataObject) -> None:
@@ -480,7 +556,7 @@ def make_machine(led: Ledger) -> type[RuleBasedStateMachine]:
             )
             assert r.ok == ok, r.to_json()
             if ok:
-                v["state"] = "overdue"
+                v["state"], v["was_overdue"] = "overdue", True
 
         @precondition(lambda self: any(f["state"] == "disbursed" for f in self.financings.values()))
         @rule(data=st.data())
