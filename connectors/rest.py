@@ -39,7 +39,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import requests
 import urllib3.exceptions
@@ -110,6 +110,21 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+def path_segment(value: str, *, system: str, operation: str) -> str:
+    """``value`` (an id: serial, payable id, registration number) made safe as ONE URL path segment.
+
+    Ids often come from the remote system itself (a payable id from the SRM's listing) or from an
+    operator. Interpolated raw, ``../../x`` would climb out of the resource (urllib3 resolves dot
+    segments), ``?``/``#`` would cut the path, and the request (signed, state-changing) would go
+    elsewhere. Every character outside the unreserved set is percent-encoded; empty, ``.`` and
+    ``..`` are refused (``ValidationFailed``).
+    """
+    if value in ("", ".", "..") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ValidationFailed(f"id {value[:40]!r} cannot be used in a URL path", system=system,
+                               operation=operation, ref=value[:40] or None)
+    return quote(value, safe="")
+
+
 # --- signing ------------------------------------------------------------------------------------
 
 
@@ -173,6 +188,7 @@ class RestConfig:
     api_key_header: str = "X-Api-Key"
     signer: HmacSigner | None = field(default=None, repr=False)
     user_agent: str = "cvhub-connector/0.1"
+    max_response_bytes: int = 32 * 1024 * 1024
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigurationError:
@@ -203,6 +219,8 @@ class RestConfig:
             raise bad("signer needs a key id and a secret")
         if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
             raise bad(f"ca_bundle {self.ca_bundle!r} is not a file")
+        if self.max_response_bytes <= 0:
+            raise bad("max_response_bytes must be positive")
 
     def secret_values(self) -> list[str]:
         values = [self.bearer_token, self.api_key, self.signer.secret if self.signer else None]
@@ -490,13 +508,16 @@ class RestClient:
             "%s %s %s.%s [%s] attempt %d", method, meta["path"], cfg.system, operation, ref or "-", attempt
         )
         safe = method in SAFE_METHODS
+        opened: requests.Response | None = None
         try:
-            resp = self._session.send(
+            resp = opened = self._session.send(
                 prepared,
                 timeout=(cfg.connect_timeout, cfg.read_timeout),
                 verify=cfg.ca_bundle or True,
                 allow_redirects=False,
+                stream=True,
             )
+            content = _read_capped(resp, cfg.max_response_bytes)
         except requests.exceptions.SSLError as e:
             raise FatalError(f"TLS verification failed: {type(e).__name__}", **where) from e
         except requests.exceptions.ConnectTimeout as e:
@@ -521,17 +542,26 @@ class RestClient:
             raise ConfigurationError(f"invalid URL: {_short(e)}", **where) from e
         except requests.exceptions.RequestException as e:
             raise FatalError(f"request failed: {type(e).__name__}", **where) from e
+        finally:
+            if opened is not None:
+                opened.close()  # streamed: give the connection back (or drop an oversized one)
         resp_headers = CaseInsensitiveDict(resp.headers)
+        if content is None:
+            msg = f"response larger than {cfg.max_response_bytes} bytes refused (HTTP {resp.status_code})"
+            log.warning("%s.%s [%s] %s", cfg.system, operation, ref or "-", msg)
+            if safe:
+                raise ValidationFailed(msg, **where)
+            raise OutcomeUnknown(f"{method} sent, {msg}: query by serial before any resend", **where)
         resp_sha = self._archive(
             f"HTTP/1.1 {resp.status_code} {resp.reason}",
             resp_headers,
-            resp.content,
+            content,
             operation=operation,
             direction="in",
             ref=ref,
             meta={**meta, "status": str(resp.status_code), "request_sha256": req_sha},
         )
-        result = RestResponse(resp.status_code, resp_headers, resp.content, req_sha, resp_sha)
+        result = RestResponse(resp.status_code, resp_headers, content, req_sha, resp_sha)
         self._raise_for_status(result, **where)
         return result
 
@@ -553,6 +583,21 @@ class RestClient:
         if 300 <= status < 400:
             raise FatalError(f"HTTP {status}: redirects are not followed{detail}", **where)
         raise ClientError(f"HTTP {status}{detail}", status=status, **where)
+
+
+def _read_capped(resp: requests.Response, limit: int) -> bytes | None:
+    """The body of a streamed response, or None as soon as it exceeds ``limit`` bytes."""
+    declared = resp.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _nothing_sent(exc: BaseException) -> bool:
@@ -600,4 +645,5 @@ __all__ = [
     "RestResponse",
     "is_secret_header",
     "parse_retry_after",
+    "path_segment",
 ]

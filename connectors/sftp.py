@@ -44,7 +44,9 @@ import os
 import posixpath
 import socket
 import stat as stat_mod
+import threading
 import time
+import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
@@ -53,7 +55,19 @@ from pathlib import Path
 from typing import Any, Literal
 
 import paramiko
-from paramiko.sftp import CMD_DATA, CMD_READ, CMD_STATUS, CMD_WRITE, SFTP_EOF, SFTP_OK
+from paramiko.sftp import (
+    CMD_CLOSE,
+    CMD_DATA,
+    CMD_HANDLE,
+    CMD_NAME,
+    CMD_OPENDIR,
+    CMD_READ,
+    CMD_READDIR,
+    CMD_STATUS,
+    CMD_WRITE,
+    SFTP_EOF,
+    SFTP_OK,
+)
 from paramiko.sftp_client import int64
 
 from connectors.archive import Archive, ArchivedItem
@@ -92,6 +106,11 @@ _HOSTKEY_ALGOS: dict[str, tuple[str, ...]] = {
 }
 
 HIDDEN_SUFFIXES = (".part", ".tmp", ".filepart", ".partial")
+
+# Unicode categories refused in remote names: controls, format (bidi, zero-width), line and paragraph
+# separators, surrogates (undecodable bytes). Private-use code points stay allowed: GB18030
+# decoders map some CJK characters there.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 class NoCommonAlgorithm(FatalError):
@@ -147,7 +166,17 @@ def parse_pinned_key(line: str) -> PinnedKey:
 
 def load_private_key(material: str, passphrase: str | None = None) -> paramiko.PKey:
     """Load an ed25519/ECDSA/RSA private key from PEM/OpenSSH text or from a file path."""
-    text = material if "PRIVATE KEY" in material else Path(material).read_text()
+    if "PRIVATE KEY" in material:
+        text = material
+    else:
+        try:
+            text = Path(material).read_text()
+        except (OSError, ValueError) as e:
+            # never str(e) nor the value: it names the "file", which may be key text in an unexpected
+            # format (PuTTY .ppk, bare base64 — which may contain "/") that was taken for a path
+            why = getattr(e, "strerror", None) or "unreadable"
+            raise ValueError("private_key is neither PEM/OpenSSH key text nor a readable key file "
+                             f"({type(e).__name__}: {why})") from None
     errors: list[str] = []
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
@@ -255,6 +284,10 @@ def validate_remote_name(name: str, *, system: str = "sftp", operation: str = "n
         problem = "path separators are not allowed (path traversal / absolute path)"
     elif any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
         problem = "control characters are not allowed"
+    elif any(unicodedata.category(ch) in _INVISIBLE_CATEGORIES for ch in name):
+        # C1 controls, bidi overrides, zero-width characters, line separators and undecodable
+        # bytes (surrogates): names that display as something else or split log lines
+        problem = "invisible, format or undecodable characters are not allowed"
     elif len(name.encode("utf-8", "surrogateescape")) > 255:
         problem = "longer than 255 bytes"
     if problem:
@@ -456,6 +489,39 @@ def pipelined_write(sftp: paramiko.SFTPClient, path: str, source: Iterator[bytes
             f.close()
 
 
+def listdir_attr(sftp: paramiko.SFTPClient, path: str) -> list[paramiko.SFTPAttributes]:
+    """``SFTPClient.listdir_attr`` that survives names which are not UTF-8.
+
+    paramiko decodes every listed name strictly as UTF-8, so one file named in GB18030 (or any
+    stray byte) makes the whole listing fail and blocks every other file of the endpoint. Here an
+    undecodable byte becomes a surrogate (``surrogateescape``); ``validate_remote_name`` refuses
+    such names, so they are reported as rejected and the rest flows.
+    """
+    t, msg = sftp._request(CMD_OPENDIR, path)
+    if t != CMD_HANDLE:
+        raise OSError(errno.EIO, "expected a directory handle")
+    handle = msg.get_binary()
+    out: list[paramiko.SFTPAttributes] = []
+    try:
+        while True:
+            try:
+                t, msg = sftp._request(CMD_READDIR, handle)
+            except EOFError:
+                break
+            if t != CMD_NAME:
+                raise OSError(errno.EIO, "expected a name response")
+            for _ in range(msg.get_int()):
+                filename = msg.get_string().decode("utf-8", "surrogateescape")
+                longname = msg.get_string().decode("utf-8", "replace")
+                attr = paramiko.SFTPAttributes._from_msg(msg, filename, longname)
+                if filename not in (".", ".."):
+                    out.append(attr)
+    finally:
+        with suppress(EOFError, OSError):
+            sftp._request(CMD_CLOSE, handle)
+    return out
+
+
 def _caused_by_timeout(e: BaseException | None) -> bool:
     """paramiko wraps socket timeouts (e.g. "Error reading SSH protocol banner"): look down the chain."""
     seen = 0
@@ -465,6 +531,33 @@ def _caused_by_timeout(e: BaseException | None) -> bool:
         e = e.__cause__ or e.__context__
         seen += 1
     return False
+
+
+def _invoke_subsystem(chan: paramiko.Channel, name: str, timeout: float) -> None:
+    """``chan.invoke_subsystem`` with a deadline. paramiko waits for the server's reply to the
+    subsystem request without any timeout; a server that opens the channel and then stays silent
+    would hang the client for ever. Closing the channel wakes the waiter; the silence is reported
+    as ``socket.timeout`` (a retriable ``ConnectorTimeout`` once mapped)."""
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        with suppress(Exception):  # the waiter may already be closing the whole transport
+            chan.close()
+
+    timer = threading.Timer(timeout, expire)
+    timer.daemon = True
+    timer.start()
+    try:
+        chan.invoke_subsystem(name)
+    except Exception as e:
+        if fired.is_set():
+            raise TimeoutError(f"no answer to the {name!r} subsystem request within {timeout}s") from e
+        raise
+    finally:
+        timer.cancel()
+    if fired.is_set():  # answered just as the deadline fired: the channel is closed now
+        raise TimeoutError(f"no answer to the {name!r} subsystem request within {timeout}s")
 
 
 # --- host key check ------------------------------------------------------------------------------
@@ -605,12 +698,19 @@ class SftpClient:
             try:
                 t.auth_publickey(s.username, pkey)
             except paramiko.AuthenticationException as e:
-                raise FatalError("public key authentication refused", system=s.system,
-                                 operation="authenticate", ref=f"{s.username}@{ref}") from e
+                # paramiko raises the same class when the server never answers within
+                # auth_timeout or drops the connection: those are retriable, not a refused key
+                where = {"system": s.system, "operation": "authenticate", "ref": f"{s.username}@{ref}"}
+                if "timeout" in str(e).lower():
+                    raise ConnectorTimeout(f"no authentication answer within {s.auth_timeout}s",
+                                           **where) from e
+                if not t.is_active():
+                    raise ConnectionDropped("connection lost during authentication", **where) from e
+                raise FatalError("public key authentication refused", **where) from e
         with self._op("open_sftp", ref):
             chan = t.open_session(window_size=s.window_size, max_packet_size=32768, timeout=s.op_timeout)
             chan.settimeout(s.op_timeout)
-            chan.invoke_subsystem("sftp")
+            _invoke_subsystem(chan, "sftp", s.op_timeout)
             self._sftp = paramiko.SFTPClient(chan)
 
     def _handshake(self, pinned: tuple[PinnedKey, ...], policy: RefuseUnpinnedHostKey, wanted: list[str],
@@ -671,7 +771,7 @@ class SftpClient:
 
     def _listing(self, remote_dir: str) -> dict[str, paramiko.SFTPAttributes]:
         with self._op("list", remote_dir):
-            return {a.filename: a for a in self.sftp.listdir_attr(remote_dir)}
+            return {a.filename: a for a in listdir_attr(self.sftp, remote_dir)}
 
     def list_complete(self, remote_dir: str | None = None, *,
                       rejected: list[str] | None = None) -> list[RemoteFile]:
@@ -747,9 +847,16 @@ class SftpClient:
         final = local_dir / name
         tmp = local_dir / f".{name}.{uuid.uuid4().hex[:12]}.part"
         h = hashlib.sha256()
+        received = 0
         try:
             with self._op("download", remote.path), open(tmp, "wb") as out:
                 def sink(data: bytes) -> None:
+                    nonlocal received
+                    received += len(data)
+                    if received > remote.size:  # more than listed: stop now, not at the end of the disk
+                        raise IntegrityError(f"size mismatch: server sent more than the {remote.size} "
+                                             "bytes listed", system=s.system, operation="download",
+                                             ref=remote.path)
                     h.update(data)
                     out.write(data)
 
@@ -771,8 +878,15 @@ class SftpClient:
     def read_bytes(self, remote: RemoteFile) -> bytes:
         """Small files only: the verified content of ``remote`` in memory."""
         buf = bytearray()
+
+        def sink(data: bytes) -> None:
+            if len(buf) + len(data) > remote.size:
+                raise IntegrityError("size mismatch: server sent more than listed",
+                                     system=self.settings.system, operation="read", ref=remote.path)
+            buf.extend(data)
+
         with self._op("read", remote.path):
-            size = pipelined_read(self.sftp, remote.path, buf.extend, window=self.settings.prefetch_requests,
+            size = pipelined_read(self.sftp, remote.path, sink, window=self.settings.prefetch_requests,
                                   request_size=self.settings.request_size, size_hint=remote.size)
         digest = hashlib.sha256(buf).hexdigest()
         if size != remote.size or (remote.expected_sha256 and digest != remote.expected_sha256):

@@ -135,6 +135,7 @@ class SoapConfig:
     retries: int = 2                        # extra attempts for retriable failures of safe calls
     backoff: float = 0.2                    # seconds, doubled per attempt
     max_retry_after: float = 60.0           # cap on a server's Retry-After we are willing to wait
+    max_response_bytes: int = 32 * 1024 * 1024  # larger answers (and WSDL/XSD downloads) are refused
 
     def validate(self) -> None:
         def bad(msg: str) -> ConfigurationError:
@@ -158,6 +159,16 @@ class SoapConfig:
             raise bad("timeouts must be positive")
         if not self.verify_tls and self.ca_bundle is not None:
             raise bad("ca_bundle given but verify_tls is off")
+        if not self.verify_tls:
+            # never silently: only a loopback sandbox (self-signed certificate) may do without
+            hosts = [urlsplit(self.endpoint).hostname or ""] if self.endpoint else []
+            if re.match(r"^https?://", self.wsdl):
+                hosts.append(urlsplit(self.wsdl).hostname or "")
+            if not hosts or any(h not in _LOOPBACK for h in hosts):
+                raise bad("verify_tls=False is only allowed for loopback sandboxes; give ca_bundle for a "
+                          "private CA")
+        if self.max_response_bytes <= 0:
+            raise bad("max_response_bytes must be positive")
         if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
             raise bad(f"ca_bundle {self.ca_bundle} does not exist")
         if self.username_token and not self.username_token.username:
@@ -338,6 +349,7 @@ class _CallContext:
     operation: str
     ref: str | None
     sent: bool = False
+    state_changing: bool = False
     request_sha256: str | None = None
     response_sha256: str | None = None
     http_status: int | None = None
@@ -352,39 +364,91 @@ class ArchivingTransport(zeep.Transport):
     logging of sizes and hashes only (zeep's own transport logs whole envelopes at DEBUG)."""
 
     def __init__(self, *, system: str, archive: Archive | None, session: requests.Session,
-                 connect_timeout: float, read_timeout: float, wsdl_timeout: float) -> None:
+                 connect_timeout: float, read_timeout: float, wsdl_timeout: float,
+                 max_response_bytes: int = 32 * 1024 * 1024, secrets: tuple[str, ...] = ()) -> None:
         super().__init__(cache=None, timeout=wsdl_timeout, operation_timeout=read_timeout, session=session)
         self.system = system
         self.archive = archive
         self.timeouts = (connect_timeout, read_timeout)
+        self.max_response_bytes = max_response_bytes
+        self._secrets = tuple(x.encode() for x in secrets if x)
+
+    def _redact(self, data: bytes) -> bytes:
+        """WS-Security elements, plus every configured secret wherever it appears: a server that
+        quotes our envelope in a fault quotes it escaped, out of reach of ``redact_wsse``."""
+        data = redact_wsse(data)
+        for secret in self._secrets:
+            data = data.replace(secret, REDACTED)
+        return data
+
+    def _load_remote_data(self, url: str) -> bytes:
+        """WSDL/XSD download: timeout, size limit, no redirects (zeep's own follows them unbounded)."""
+        with self.session.get(url, timeout=self.load_timeout, stream=True, allow_redirects=False) as r:
+            r.raise_for_status()
+            if r.status_code != 200:
+                raise ValidationFailed(f"WSDL {url}: HTTP {r.status_code} (redirects are not followed)",
+                                       system=self.system, operation="load_wsdl")
+            data = _read_capped(r, self.max_response_bytes)
+        if data is None:
+            raise ValidationFailed(f"WSDL {url} larger than {self.max_response_bytes} bytes",
+                                   system=self.system, operation="load_wsdl")
+        return data
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
         body = message.encode("utf-8") if isinstance(message, str) else message
         ctx = _CALL.get() or _CallContext(operation=headers.get("SOAPAction", "?").strip('"'), ref=None)
         if self.archive is not None:
             item = self.archive.store(body, system=self.system, operation=ctx.operation,
-                                      direction="request", ref=ctx.ref, redact=redact_wsse)
+                                      direction="request", ref=ctx.ref, redact=self._redact)
             ctx.request_sha256 = item.sha256
         log.debug("%s.%s [%s] POST %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
                   len(body), ctx.request_sha256)
         ctx.sent = False
         response = self._send(address, body, headers, ctx)
-        content = response.content  # already read in full by requests (stream=False)
         ctx.http_status = response.status_code
         ctx.retry_after = response.headers.get("Retry-After")
+        content = self._receive(response, ctx)
         if self.archive is not None:
             item = self.archive.store(content, system=self.system, operation=ctx.operation,
-                                      direction="response", ref=ctx.ref, redact=redact_wsse,
+                                      direction="response", ref=ctx.ref, redact=self._redact,
                                       meta={"http_status": str(response.status_code)})
             ctx.response_sha256 = item.sha256
         log.debug("%s.%s [%s] HTTP %d, %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
                   response.status_code, len(content), ctx.response_sha256)
         return response
 
+    def _receive(self, response: requests.Response, ctx: _CallContext) -> bytes:
+        """Read the body, at most ``max_response_bytes`` (a hostile or broken server must not
+        exhaust memory); the request was sent, so a failure here leaves the outcome unknown."""
+        try:
+            content = _read_capped(response, self.max_response_bytes)
+        except (requests.exceptions.ChunkedEncodingError, requests.exceptions.ContentDecodingError) as e:
+            ctx.sent = True
+            raise requests.ConnectionError(f"answer broken off: {type(e).__name__}") from e
+        except requests.ConnectionError:
+            ctx.sent = True
+            raise
+        finally:
+            response.close()
+        if content is None:
+            where: dict[str, Any] = {"system": self.system, "operation": ctx.operation, "ref": ctx.ref}
+            msg = (f"response larger than {self.max_response_bytes} bytes refused "
+                   f"(HTTP {response.status_code})")
+            log.warning("%s.%s [%s] %s", self.system, ctx.operation, ctx.ref, msg)
+            if ctx.state_changing:
+                raise OutcomeUnknown(msg + "; query by serial before any resend", **where)
+            raise ValidationFailed(msg, **where)
+        response._content = content  # what zeep parses: exactly the bytes archived below
+        response._content_consumed = True
+        return content
+
     def _send(self, address: str, body: bytes, headers: dict[str, str],
               ctx: _CallContext) -> requests.Response:
         try:
-            return self.session.post(address, data=body, headers=headers, timeout=self.timeouts)
+            # no redirects: a 307/308 would resend the body (WS-Security password, the payment)
+            # to whatever host the Location names; stream so that the size limit holds
+            return self.session.post(address, data=body, headers=headers, timeout=self.timeouts,
+                                     allow_redirects=False, stream=True)
         except requests.ConnectTimeout:
             raise  # never connected: nothing was sent
         except requests.ConnectionError as e:
@@ -393,6 +457,21 @@ class ArchivingTransport(zeep.Transport):
         except requests.Timeout:
             ctx.sent = True
             raise
+
+
+def _read_capped(response: requests.Response, limit: int) -> bytes | None:
+    """The body of a streamed response, or None as soon as it exceeds ``limit`` bytes."""
+    declared = response.headers.get("Content-Length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        return None
+    parts: list[bytes] = []
+    total = 0
+    for chunk in response.iter_content(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 def _never_connected(e: BaseException) -> bool:
@@ -460,16 +539,21 @@ class SoapClient:
         self.config = config
         self.system = config.system
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self._secrets = [x for x in (config.username_token and config.username_token.password,
+                                     config.signature and config.signature.key_password) if x]
         sess = session or requests.Session()
         # Configuration comes from SoapConfig only: with trust_env on, REQUESTS_CA_BUNDLE /
         # CURL_CA_BUNDLE would silently replace the pinned CA bundle and *_PROXY would reroute.
         sess.trust_env = False
         sess.verify = str(config.ca_bundle) if config.ca_bundle else config.verify_tls
+        if not config.verify_tls:
+            log.warning("%s: TLS verification is OFF (loopback sandbox only)", config.system)
         sess.headers["User-Agent"] = "cvhub-soap/1"
         self.transport = ArchivingTransport(
             system=config.system, archive=archive, session=sess,
             connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
-            wsdl_timeout=config.wsdl_timeout,
+            wsdl_timeout=config.wsdl_timeout, max_response_bytes=config.max_response_bytes,
+            secrets=tuple(self._secrets),
         )
         wsse_parts: list[Any] = []
         if config.username_token:
@@ -510,7 +594,7 @@ class SoapClient:
         is retried only when the failure proves nothing was sent."""
         attempt = 0
         while True:
-            ctx = _CallContext(operation=operation, ref=ref)
+            ctx = _CallContext(operation=operation, ref=ref, state_changing=state_changing)
             try:
                 return self._call_once(ctx, operation, params, state_changing)
             except RetriableError as e:
@@ -537,8 +621,11 @@ class SoapClient:
             if not e.code:  # zeep's "Unknown fault": a well-formed body that is no SOAP fault
                 return self._http_error(ctx.http_status or 0, ctx, e, state_changing, where)
             code = _local(e.code)
-            raise SoapFault(f"SOAP fault {code}: {e.message}", code=code,
-                            detail=_fault_detail(e.detail), **where) from e
+            fault = SoapFault(f"SOAP fault {code}: {self._scrub(str(e.message))}", code=code,
+                              detail=self._scrub(_fault_detail(e.detail)), **where)
+            if self._echoes_secret(e):  # a server that quotes our envelope: keep it out of the chain
+                raise fault from None
+            raise fault from e
         except requests.ConnectTimeout as e:
             raise ConnectorTimeout("connect timeout, request not sent", **where) from e
         except requests.exceptions.SSLError as e:  # handshake refused: nothing was sent; a person must act
@@ -579,10 +666,31 @@ class SoapClient:
         return self._unreadable(e, state_changing, where)
 
     def _unreadable(self, e: Exception, state_changing: bool, where: dict[str, Any]) -> SoapResult:
-        msg = f"response refused: {type(e).__name__}: {e}"[:300]
-        if state_changing:
-            raise OutcomeUnknown(msg + "; query by serial before any resend", **where) from e
-        raise ValidationFailed(msg, **where) from e
+        msg = self._scrub(f"response refused: {type(e).__name__}: {e}"[:300]) or ""
+        err: FatalError | OutcomeUnknown = (
+            OutcomeUnknown(msg + "; query by serial before any resend", **where) if state_changing
+            else ValidationFailed(msg, **where))
+        if self._echoes_secret(e):  # zeep quotes the response body; it may quote our envelope
+            raise err from None
+        raise err from e
+
+    def _scrub(self, text: str | None) -> str | None:
+        """``text`` with every configured secret blanked (servers sometimes quote the request)."""
+        if text is None:
+            return None
+        for secret in self._secrets:
+            text = text.replace(secret, REDACTED.decode())
+        return text
+
+    def _echoes_secret(self, e: BaseException) -> bool:
+        blobs = [str(e), repr(e.args)]
+        detail = getattr(e, "detail", None)
+        if isinstance(detail, etree._Element):
+            blobs.append(etree.tostring(detail, encoding="unicode"))
+        content = getattr(e, "content", None)
+        if isinstance(content, bytes):
+            blobs.append(content.decode("utf-8", "replace"))
+        return any(secret in blob for secret in self._secrets for blob in blobs)
 
 
 __all__ = [

@@ -76,6 +76,7 @@ import hashlib
 import itertools
 import json
 import logging
+import traceback
 from collections.abc import Callable, Hashable, Iterator, Mapping
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -136,6 +137,15 @@ _serials = itertools.count(1)
 
 def _serial(prefix: str) -> str:
     return f"CONF-{prefix}-{next(_serials):06d}"
+
+
+def _chain(e: BaseException | None) -> list[BaseException]:
+    """``e`` and every exception it was raised from or during (cause/context), bounded."""
+    out: list[BaseException] = []
+    while e is not None and len(out) < 20 and e not in out:
+        out.append(e)
+        e = e.__cause__ or e.__context__
+    return out
 
 
 def _scan_for_secrets(root: Path, secrets: list[str]) -> list[str]:
@@ -349,15 +359,22 @@ def conformance_suite(
                 if "drop_after" in sandbox.supported_faults:
                     sandbox.inject("drop_after", operation=adapter.submit_operation, times=1)
                 adapter.submit(_serial("secret"))
+            chains: list[str] = []  # whole exception chains (``raise ... from e``), as a traceback shows them
             for overrides in type(adapter).bad_configs.values():  # the error paths log too
                 try:
-                    make_adapter(**overrides).check()
+                    bad = make_adapter(**overrides)
+                    chains.append(repr(bad))
+                    bad.check()
                 except ConnectorError as e:
                     logging.getLogger("cvhub.conformance").info("refused: %s", e)
+                    chains.append("".join(traceback.format_exception(e)))
+                    chains.extend(repr(x) for x in _chain(e))
             secrets = [s for s in sandbox.secrets() if s]
             assert secrets, "the sandbox must name the secrets to look for"
             leaked = [s[:3] + "..." for s in secrets if s in caplog.text]
             assert not leaked, f"secrets in logs: {leaked}"
+            leaked = [s[:3] + "..." for s in secrets if any(s in c for c in chains)]
+            assert not leaked, f"secrets in an exception chain or repr: {leaked}"
             files = _scan_for_secrets(tmp_path, secrets)
             assert not files, f"secrets written to {files}"
 

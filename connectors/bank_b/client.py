@@ -18,8 +18,8 @@ from datetime import date
 from typing import Any, Literal
 
 from connectors.archive import Archive
-from connectors.errors import ConfigurationError, NotFound, OutcomeUnknown, ValidationFailed
-from connectors.rest import RestClient, RestConfig, RestResponse
+from connectors.errors import ConfigurationError, FatalError, NotFound, OutcomeUnknown, ValidationFailed
+from connectors.rest import RestClient, RestConfig, RestResponse, path_segment
 from ledger.money import AmountError, to_decimal_text, to_minor
 
 log = logging.getLogger("cvhub.connectors.bank_b")
@@ -210,6 +210,12 @@ class BankBClient:
             except NotFound:
                 log.info("bank_b: serial %s never arrived; resending under the same serial", serial)
             else:
+                if (found.amount_minor, found.currency) != (application.amount_minor, application.currency):
+                    # the serial is Bank B's idempotency key: what it holds under it is another application
+                    raise FatalError(
+                        f"serial already used for another application ({found.currency} "
+                        f"{to_decimal_text(found.amount_minor, found.currency)})",
+                        system=SYSTEM, operation="submit_application", ref=serial) from unknown
                 return FinancingState(**{**_fields(found), "replayed": True})
             resp = self.rest.post(
                 path, body, operation="submit_application", ref=serial, idempotency_key=serial
@@ -218,7 +224,8 @@ class BankBClient:
 
     def query(self, serial_no: str) -> FinancingState:
         """The application's current state; ``NotFound`` if Bank B never received the serial."""
-        resp = self.rest.get(f"{BASE}/applications/{serial_no}", operation="query_application", ref=serial_no)
+        seg = path_segment(serial_no, system=self.rest.config.system, operation="query_application")
+        resp = self.rest.get(f"{BASE}/applications/{seg}", operation="query_application", ref=serial_no)
         return self._state(resp, "query_application", serial_no)
 
     def iter_notices(self, since: str | None = None) -> Iterator[NoticePage]:

@@ -16,7 +16,7 @@ from typing import Any
 from connectors.archive import Archive
 from connectors.errors import NotFound, OutcomeUnknown, ValidationFailed
 from connectors.registry.model import Registration, RegistrationRequest
-from connectors.rest import RestClient, RestConfig, RestResponse
+from connectors.rest import RestClient, RestConfig, RestResponse, path_segment
 from ledger.money import to_decimal_text
 
 log = logging.getLogger("cvhub.connectors.registry")
@@ -63,6 +63,9 @@ class RestRegistry:
 
     def close(self) -> None:
         self.rest.close()
+
+    def _seg(self, value: str, operation: str) -> str:
+        return path_segment(value, system=self.config.system, operation=operation)
 
     def _record(self, resp: RestResponse, operation: str, ref: str) -> Registration:
         return registration_from_json(
@@ -135,7 +138,7 @@ class RestRegistry:
 
     def amend(self, registration_no: str, *, request_no: str, changes: Mapping[str, Any]) -> Registration:
         return self._post_resolving(
-            f"/api/v1/registrations/{registration_no}/amendments",
+            f"/api/v1/registrations/{self._seg(registration_no, 'amend')}/amendments",
             {"request_no": request_no, "changes": dict(changes)},
             operation="amend",
             request_no=request_no,
@@ -144,7 +147,7 @@ class RestRegistry:
 
     def cancel(self, registration_no: str, *, request_no: str, reason: str) -> Registration:
         return self._post_resolving(
-            f"/api/v1/registrations/{registration_no}/cancellation",
+            f"/api/v1/registrations/{self._seg(registration_no, 'cancel')}/cancellation",
             {"request_no": request_no, "reason": reason},
             operation="cancel",
             request_no=request_no,
@@ -153,5 +156,6 @@ class RestRegistry:
 
     def status(self, ref: str) -> Registration:
         """The registration produced by request ``ref``; ``NotFound`` if the provider never saw it."""
-        resp = self.rest.get(f"/api/v1/registrations/by-request/{ref}", operation="get_by_request", ref=ref)
+        seg = path_segment(ref, system=self.config.system, operation="get_by_request")
+        resp = self.rest.get(f"/api/v1/registrations/by-request/{seg}", operation="get_by_request", ref=ref)
         return self._record(resp, "get_by_request", ref)

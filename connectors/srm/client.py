@@ -16,7 +16,7 @@ from typing import Any
 
 from connectors.archive import Archive
 from connectors.errors import OutcomeUnknown, ValidationFailed
-from connectors.rest import RestClient, RestConfig
+from connectors.rest import RestClient, RestConfig, path_segment
 
 log = logging.getLogger("cvhub.connectors.srm")
 
@@ -99,7 +99,8 @@ class SrmClient:
             )
 
     def get_payable(self, payable_id: str) -> dict[str, Any]:
-        resp = self.rest.get(f"/api/v1/payables/{payable_id}", operation="get_payable", ref=payable_id)
+        seg = path_segment(payable_id, system=self.rest.config.system, operation="get_payable")
+        resp = self.rest.get(f"/api/v1/payables/{seg}", operation="get_payable", ref=payable_id)
         return self.rest.json_object(resp, "get_payable", payable_id)
 
     def write_back(
@@ -120,7 +121,8 @@ class SrmClient:
         if amount is not None:
             body.update(amount=amount, currency=currency or "CNY")
         key = f"srm-wb:{payable_id}:{voucher_no}:{status}"
-        path = f"/api/v1/payables/{payable_id}/voucher"
+        seg = path_segment(payable_id, system=self.rest.config.system, operation="write_back_voucher")
+        path = f"/api/v1/payables/{seg}/voucher"
         try:
             resp = self.rest.post(
                 path, body, operation="write_back_voucher", ref=payable_id, idempotency_key=key

@@ -172,3 +172,17 @@ def test_statements_from_what_was_disbursed(bank: BankBSandbox, tmp_path: Path) 
     [cn] = parse_statements(raw, source=csv.name, profile="csv-cn-bank")
     assert cn.entries[0].amount_minor == net and cn.entries[0].end_to_end_id == "S-5"
     assert bank.close_day() == []  # nothing moved since
+
+
+def test_unknown_outcome_with_a_reused_serial_is_not_taken_for_success(bank: BankBSandbox,
+                                                                       tmp_path: Path) -> None:
+    """Query-then-resend must check that what Bank B holds under the serial is OUR application:
+    a serial reused for another amount is a conflict, not a successful replay."""
+    from connectors.errors import FatalError
+
+    c = client(bank, tmp_path)
+    c.submit_financing(application("S-reuse"))
+    bank.inject("drop_after", operation="submit_application", times=1)
+    with pytest.raises(FatalError, match="serial already used"):
+        c.submit_financing(application("S-reuse", amount_minor=1))
+    assert bank.effects("S-reuse") == 1
