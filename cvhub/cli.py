@@ -48,9 +48,17 @@ _register()
 @app.command()
 def demo(
     db: str = typer.Option(None, "--db", help="Ledger database URL (default: CVHUB_DB_URL or SQLite)."),
+    ledger_only: bool = typer.Option(
+        False, "--ledger-only", help="Only the ledger scenario (no Airflow, no sandboxes): seconds, not tens."
+    ),
 ) -> None:
-    """Run the main job end to end (see README)."""
-    from cvhub.demo import run_demo
+    """Run the main job: the whole product end to end through Airflow against the sandboxes."""
+    if ledger_only:
+        from cvhub.demo import run_demo as run_ledger_scenario
+
+        raise typer.Exit(run_ledger_scenario(db))
+    # Airflow is configured (AIRFLOW_HOME under the data dir) inside run_demo, before it is imported.
+    from plugins.cvhub_flows.demo import run_demo
 
     raise typer.Exit(run_demo(db))
 

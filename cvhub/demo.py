@@ -1,10 +1,10 @@
-"""The main job (``cvhub demo``): for now a ledger scenario run from issuance to settlement.
+"""``cvhub demo --ledger-only``: a ledger scenario run from issuance to settlement, no Airflow.
 
 Registers an obligor, two suppliers and a bank, issues a voucher against a confirmed payable,
 splits and transfers part of it, finances that part, opens clearing at maturity, settles every
 instruction by a statement reference and verifies the ledger. Every command has a stable key, so a
 second run changes nothing (every command answers ``exists``). The business date moves forward
-with the scenario; nothing reads the clock. The end-to-end flow over the sandboxes replaces this.
+with the scenario; nothing reads the clock. The full main job is ``plugins.cvhub_flows.demo``.
 """
 
 from __future__ import annotations
