@@ -376,24 +376,37 @@ def render_xlsx(data: PackageData, totals: dict[str, Any]) -> bytes:
     ws.column_dimensions["B"].width = 22
     ws.column_dimensions["C"].width = 10
 
+    # Row numbers are counted here: ``Worksheet.max_row`` scans every cell, so reading it once per
+    # appended row made this sheet O(n²) (100k matches never finished). ``append`` always writes
+    # the next row, so the counter equals what ``max_row`` returned.
+    formats: dict[str, str] = {}
+
+    def amount_format(ccy: str) -> str:
+        if ccy not in formats:
+            formats[ccy] = _amount_format(ccy)
+        return formats[ccy]
+
     wm = wb.create_sheet("matched")
     wm.append(MATCHED_COLUMNS)
+    row = 1
     for r in data.matched:
         wm.append((r.account, r.statement_id, r.line_no, r.value_date, r.direction,
                    _dec(r.amount_minor, r.currency), r.currency, r.item_kind, r.item_id, r.item_ref,
                    r.voucher_no, r.piece_no, r.obligor_uscc, r.rule, r.group_no, r.counterparty, r.bank_ref))
-        row = wm.max_row
+        row += 1
         wm.cell(row, 4).number_format = "yyyy-mm-dd"
-        wm.cell(row, 6).number_format = _amount_format(r.currency)
+        wm.cell(row, 6).number_format = amount_format(r.currency)
 
     wx = wb.create_sheet("exceptions")
     wx.append(EXCEPTION_COLUMNS)
+    row = 1
     for x in data.exceptions:
         wx.append((x.code, x.account, x.statement_id, x.line_no, x.item_id, _dec(x.amount_minor, x.currency),
                    x.currency, x.obligor_uscc, x.status, x.value_date, x.direction, x.remittance_info,
                    x.counterparty, x.detail, NEXT_ACTION[x.code]))
-        wx.cell(wx.max_row, 6).number_format = _amount_format(x.currency or "CNY")
-        wx.cell(wx.max_row, 10).number_format = "yyyy-mm-dd"
+        row += 1
+        wx.cell(row, 6).number_format = amount_format(x.currency or "CNY")
+        wx.cell(row, 10).number_format = "yyyy-mm-dd"
 
     widths = {"account": 24, "statement_id": 22, "item_id": 24, "item_ref": 24, "detail": 48,
               "next_action": 60, "counterparty": 36, "rule": 24, "amount": 18, "value_date": 12}
