@@ -13,6 +13,19 @@ API (OpenAPI document at ``/openapi.json``; ``Authorization: Bearer <token>`` on
   answer the original result (header ``Idempotent-Replayed: true``); the same key with another
   body is ``422 IDEMPOTENCY_CONFLICT``. A write-back identical to the current state applies
   nothing.
+- ``POST /api/v1/voucher-writebacks:batch`` (``write_back_vouchers_batch``): ``{"items": [{"payable_id",
+  "voucher_no", "status", "amount"?, "currency"?}, ...]}`` (1..500 items) with a required
+  ``Idempotency-Key`` for the whole batch (same key and body: the original answer, header
+  ``Idempotent-Replayed: true``; same key, other body: ``422 IDEMPOTENCY_CONFLICT``; a malformed
+  body or more than 500 items: ``400``/``422``, nothing applied). Each item is applied on its own
+  and is idempotent by itself (an item identical to the payable's current write-back applies
+  nothing, so a batch re-sent under a NEW key has no second effect either). An item that cannot
+  apply gets a per-item ``error`` ``{"code", "message"}`` and the rest of the batch still applies:
+  ``NOT_FOUND`` (no such payable), ``BAD_STATUS``, ``AMOUNT_MISMATCH``/``CURRENCY_MISMATCH`` (the
+  item's amount or currency differs from the payable's), ``VOUCHER_CONFLICT`` (the payable is
+  already covered by another voucher that is not ``REVOKED``), ``DUPLICATE_ITEM`` (the payable
+  appears twice in the batch with different content). Answer: ``{"items": [{"payable_id", "ok",
+  "applied", "voucher", "error"}], "applied": n, "failed": n}`` in request order.
 
 A payable record (UTF-8 JSON; amounts are decimal strings, never floats)::
 
@@ -23,6 +36,8 @@ A payable record (UTF-8 JSON; amounts are decimal strings, never floats)::
      "receipt_no": "...", "voucher": null | {"voucher_no": "...", "status": "...", "updated_at": "..."}}
 
 Faults: see ``sandbox.rest_faults`` (``duplicate`` on ``list_payables`` repeats a record on the page).
+A ``client_error`` fault armed on ``write_back_voucher`` also refuses that many batch ITEMS (per-item
+error ``SANDBOX_REFUSED``), so "the SRM refuses this payable's write-back" reads the same on both paths.
 """
 
 from __future__ import annotations
@@ -97,6 +112,36 @@ class WriteBackRequest(Contract):
 class WriteBackResult(Contract):
     payable_id: str
     voucher: VoucherState
+
+
+BATCH_MAX = 500
+
+
+class BatchWriteBackItem(WriteBackRequest):
+    payable_id: str = Field(min_length=1, max_length=64)
+
+
+class BatchWriteBackRequest(Contract):
+    items: list[BatchWriteBackItem] = Field(min_length=1, max_length=BATCH_MAX)
+
+
+class ItemError(Contract):
+    code: str
+    message: str
+
+
+class BatchItemResult(Contract):
+    payable_id: str
+    ok: bool
+    applied: bool = Field(description="this item changed the payable (false: already so, or error)")
+    voucher: VoucherState | None
+    error: ItemError | None
+
+
+class BatchWriteBackResult(Contract):
+    items: list[BatchItemResult] = Field(description="one per request item, in request order")
+    applied: int
+    failed: int
 
 
 def _cursor(seq: int) -> str:
@@ -300,6 +345,104 @@ class SrmSandbox(RestSandbox):
                 result = {"payable_id": payable_id, "voucher": record["voucher"]}
                 self._idem[idempotency_key] = (digest, 200, result)
             return JSONResponse(result)
+
+        @app.post(
+            "/api/v1/voucher-writebacks:batch",
+            name="write_back_vouchers_batch",
+            summary="Write back up to 500 vouchers at once (batch idempotent by key, items by content)",
+            responses=documented(BatchWriteBackResult, 400, 401, 422),
+            openapi_extra=json_request_body(BatchWriteBackRequest),
+        )
+        async def write_back_batch(
+            request: Request,
+            authorization: str | None = Header(None),
+            idempotency_key: str | None = Header(None, alias="Idempotency-Key"),
+        ) -> JSONResponse:
+            if not self._authorised(authorization):
+                return unauthorised
+            if not idempotency_key:
+                return _error(400, "IDEMPOTENCY_KEY_REQUIRED", "Idempotency-Key header is required")
+            raw = await request.body()
+            try:
+                doc = json.loads(raw)
+                items = doc["items"]
+                if not isinstance(items, list) or not all(isinstance(i, dict) for i in items):
+                    raise TypeError("items")
+            except (ValueError, KeyError, TypeError):
+                return _error(400, "BAD_REQUEST", "body must be JSON with a list of items")
+            if not 1 <= len(items) <= BATCH_MAX:
+                return _error(422, "BATCH_SIZE", f"a batch holds 1..{BATCH_MAX} items, not {len(items)}")
+            digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
+            with self._lock:
+                seen = self._idem.get(idempotency_key)
+                if seen is not None:
+                    if seen[0] != digest:
+                        return _error(
+                            422, "IDEMPOTENCY_CONFLICT", "this Idempotency-Key was used with a different body"
+                        )
+                    return JSONResponse(seen[2], status_code=seen[1], headers={"Idempotent-Replayed": "true"})
+                firsts: dict[str, str] = {}
+                results = [self._apply_item(item, firsts) for item in items]
+                failed = sum(1 for r in results if not r["ok"])
+                body = {
+                    "items": results,
+                    "applied": sum(1 for r in results if r["applied"]),
+                    "failed": failed,
+                }
+                self._idem[idempotency_key] = (digest, 200, body)
+            return JSONResponse(body)
+
+    def _apply_item(self, item: dict[str, Any], firsts: dict[str, str]) -> dict[str, Any]:
+        """One batch item under the lock: apply it, or say why not (the rest of the batch goes on)."""
+        pid = item.get("payable_id")
+        pid = pid if isinstance(pid, str) else ""
+
+        def refused(code: str, message: str) -> dict[str, Any]:
+            voucher = self._payables[pid]["voucher"] if pid in self._payables else None
+            return {
+                "payable_id": pid,
+                "ok": False,
+                "applied": False,
+                "voucher": voucher,
+                "error": {"code": code, "message": message},
+            }
+
+        voucher_no, status = item.get("voucher_no"), item.get("status")
+        if not pid or not isinstance(voucher_no, str) or not isinstance(status, str):
+            return refused("BAD_ITEM", "an item needs payable_id, voucher_no and status (strings)")
+        if status not in WRITE_BACK_STATUSES:
+            return refused("BAD_STATUS", f"status must be one of {', '.join(WRITE_BACK_STATUSES)}")
+        if self.faults.take("write_back_voucher", frozenset({"client_error"})) is not None:
+            return refused("SANDBOX_REFUSED", "injected client error (write_back_voucher fault)")
+        content = json.dumps(item, sort_keys=True)
+        if firsts.setdefault(pid, content) != content:
+            return refused("DUPLICATE_ITEM", f"{pid} appears twice in this batch with different content")
+        record = self._payables.get(pid)
+        if record is None:
+            return refused("NOT_FOUND", f"no payable {pid}")
+        amount, currency = item.get("amount"), item.get("currency")
+        if amount is not None and amount != record["amount"]:
+            return refused("AMOUNT_MISMATCH", f"amount {amount} is not the payable's {record['amount']}")
+        if currency is not None and currency != record["currency"]:
+            return refused("CURRENCY_MISMATCH", f"currency {currency} is not the payable's")
+        current = record["voucher"]
+        if current and current["voucher_no"] != voucher_no and current["status"] != "REVOKED":
+            return refused("VOUCHER_CONFLICT", f"{pid} is covered by voucher {current['voucher_no']}")
+        applied = not (current and current["voucher_no"] == voucher_no and current["status"] == status)
+        if applied:
+            record["voucher"] = {
+                "voucher_no": voucher_no,
+                "status": status,
+                "updated_at": datetime.now(UTC).isoformat(),
+            }
+            self.applied(pid)
+        return {
+            "payable_id": pid,
+            "ok": True,
+            "applied": applied,
+            "voucher": record["voucher"],
+            "error": None,
+        }
 
 
 def _public(record: dict[str, Any]) -> dict[str, Any]:

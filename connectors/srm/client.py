@@ -4,7 +4,10 @@ Reads return the SRM's raw JSON records page by page (each page already archived
 SHA-256 by the REST transport) plus the cursor to persist; it never maps them (``mappings`` does)
 and never decides what a payable means for the ledger. Write-backs carry an idempotency key
 derived from (payable, voucher, status); a lost answer is resolved by reading the payable back
-before resending under the same key. It must never log a token or a record's content.
+before resending under the same key. Batch write-backs (``write_back_batch``, up to 500 items
+per POST) carry a caller-chosen batch key; a lost answer is resolved by re-POSTing the same batch
+under the same key (the SRM replays its answer or applies it now; items are idempotent by content).
+It must never log a token or a record's content.
 """
 
 from __future__ import annotations
@@ -45,6 +48,38 @@ class WriteBack:
     voucher_no: str
     status: str
     replayed: bool  # the SRM had already applied it (idempotent replay or resolved unknown outcome)
+
+
+@dataclass(frozen=True, slots=True)
+class WriteBackItem:
+    """One item of a batch write-back; ``amount`` is a decimal string (never a float)."""
+
+    payable_id: str
+    voucher_no: str
+    status: str
+    amount: str | None = None
+    currency: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchItemRefused:
+    """An item of a batch the SRM refused (the rest applied): its machine code and message."""
+
+    item: WriteBackItem
+    code: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    """The SRM's answer to one batch: items written (``WriteBack``) and items refused, in order."""
+
+    written: tuple[WriteBack, ...]
+    refused: tuple[BatchItemRefused, ...]
+    replayed: bool  # the whole answer was a replay of an earlier POST of this batch key
+
+
+BATCH_MAX = 500
 
 
 class SrmClient:
@@ -137,3 +172,73 @@ class SrmClient:
             )
         replayed = resp.headers.get("Idempotent-Replayed", "").lower() == "true"
         return WriteBack(payable_id, voucher_no, status, replayed=replayed)
+
+    def write_back_batch(self, items: list[WriteBackItem], *, batch_key: str) -> BatchResult:
+        """Write back up to 500 vouchers in one POST under ``batch_key`` (idempotent, see below).
+
+        ``batch_key`` must be derived from the batch's content (the same items -> the same key):
+        the SRM replays its first answer for a key it has seen. 5xx/429 are retried by the
+        transport under the same key. An unknown outcome (answer lost) is resolved by re-POSTing
+        the SAME body under the SAME key, once: if the first POST applied, the SRM replays its
+        answer; if it never arrived, it applies now; each item is also idempotent by content, so
+        nothing applies twice. (Reading 500 payables back one by one would cost more than the
+        batch saved.) A second unknown outcome is raised. A 4xx for the whole batch raises
+        ``ClientError``; per-item refusals come back in ``BatchResult.refused``.
+        """
+        if not 1 <= len(items) <= BATCH_MAX:
+            raise ValueError(f"a write-back batch holds 1..{BATCH_MAX} items, not {len(items)}")
+        body: dict[str, Any] = {"items": [_item_body(i) for i in items]}
+        path = "/api/v1/voucher-writebacks:batch"
+        op = "write_back_vouchers_batch"
+        try:
+            resp = self.rest.post(path, body, operation=op, ref=batch_key, idempotency_key=batch_key)
+        except OutcomeUnknown as unknown:
+            log.warning("%s; re-sending batch %s under the same key", unknown, batch_key)
+            resp = self.rest.post(path, body, operation=op, ref=batch_key, idempotency_key=batch_key)
+        replayed = resp.headers.get("Idempotent-Replayed", "").lower() == "true"
+        doc = self.rest.json_object(resp, op, batch_key)
+        answers = doc.get("items")
+        if not isinstance(answers, list) or len(answers) != len(items):
+            raise ValidationFailed(
+                f"batch answer has {len(answers) if isinstance(answers, list) else 'no'} items for "
+                f"{len(items)} sent",
+                system=SYSTEM,
+                operation=op,
+                ref=resp.response_sha256,
+            )
+        written: list[WriteBack] = []
+        refused: list[BatchItemRefused] = []
+        for n, (item, answer) in enumerate(zip(items, answers, strict=True)):
+            if not isinstance(answer, dict) or answer.get("payable_id") != item.payable_id:
+                raise ValidationFailed(
+                    f"batch answer item {n} is not {item.payable_id}",
+                    system=SYSTEM,
+                    operation=op,
+                    ref=resp.response_sha256,
+                )
+            if answer.get("ok") is True:
+                written.append(
+                    WriteBack(
+                        item.payable_id,
+                        item.voucher_no,
+                        item.status,
+                        replayed=replayed or answer.get("applied") is not True,
+                    )
+                )
+            else:
+                err = answer.get("error") if isinstance(answer.get("error"), dict) else {}
+                refused.append(
+                    BatchItemRefused(item, str(err.get("code") or "REFUSED"), str(err.get("message") or ""))
+                )
+        return BatchResult(tuple(written), tuple(refused), replayed)
+
+
+def _item_body(item: WriteBackItem) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "payable_id": item.payable_id,
+        "voucher_no": item.voucher_no,
+        "status": item.status,
+    }
+    if item.amount is not None:
+        out.update(amount=item.amount, currency=item.currency or "CNY")
+    return out

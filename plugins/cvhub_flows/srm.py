@@ -7,8 +7,8 @@ Steps (each a task of ``dags/srm_payables.py``, each idempotent for its data int
    settlement accounts, registers each payable and issues one voucher per payable, in ONE ledger
    transaction together with the quarantine rows of the bad records and the advanced SRM cursor.
    Idempotency keys come from the SRM's payable ids, so a rerun or a replay has no second effect.
-3. ``write_back``: tells the SRM each voucher number and status (idempotency key per payable,
-   voucher and status on the SRM side).
+3. ``write_back``: tells the SRM each voucher number and status, 500 per batch POST (batch key
+   from the interval and the batch's payable ids; each item idempotent on the SRM side).
 
 A record that does not map, or that the ledger refuses (no quota, payable exceeded...), is
 quarantined with the raw record and the reason; the rest of the batch flows. Never logs a token or
@@ -17,14 +17,17 @@ a record's content; secrets stay in the hook.
 
 from __future__ import annotations
 
+import hashlib
 import json
+import logging
 from datetime import UTC, date, datetime
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from connectors.archive import Archive
-from connectors.errors import FatalError
+from connectors.errors import ClientError, FatalError
 from cvhub.settings import Settings
 from ledger import quarantine
 from ledger.canonical import Payable
@@ -35,10 +38,16 @@ from plugins.cvhub_flows.batches import batch_path, existing, read_json, write_j
 from plugins.cvhub_flows.hooks import SrmHook
 from plugins.cvhub_flows.ledger_session import ledger_for, ledger_session
 
+if TYPE_CHECKING:
+    from connectors.srm import SrmClient
+
+log = logging.getLogger("cvhub.flows.srm_payables")
+
 FLOW = "srm_payables"
 CURSOR = "srm"
 PAGE_SIZE = 500
 WRITE_BACK_WORKERS = 8
+WRITE_BACK_BATCH = 500  # the SRM's batch limit
 BENIGN = ("ok", "exists", "party_exists", "account_exists", "payable_exists")
 
 
@@ -190,36 +199,69 @@ def _ref_of(raw: bytes, line: int | None) -> str:
     return str(pid) if pid else f"record:{line}"
 
 
+def batch_key(interval: str, payable_ids: list[str]) -> str:
+    """The idempotency key of one write-back batch: the data interval and the batch's payable ids
+    (a rerun of the interval re-sends the same batches under the same keys; the SRM replays)."""
+    digest = hashlib.sha256("\n".join(payable_ids).encode()).hexdigest()[:32]
+    return f"srm-wb:{interval}:{len(payable_ids)}:{digest}"
+
+
 def write_back(settings: Settings, ref: dict[str, Any], *, at: datetime,
-               workers: int = WRITE_BACK_WORKERS) -> dict[str, Any]:
-    """Step 3: voucher numbers and status ISSUED back to the SRM, ``workers`` calls in flight (one
-    client each); a write-back the SRM refuses (fatal) is quarantined, the others go on. A retriable
-    error fails the task after the in-flight calls finish (the retry repeats them safely: each
-    write-back carries its idempotency key)."""
+               workers: int = WRITE_BACK_WORKERS, interval: str | None = None,
+               batch_size: int = WRITE_BACK_BATCH) -> dict[str, Any]:
+    """Step 3: voucher numbers and status ISSUED back to the SRM in batches of ``batch_size`` (one
+    POST each, key from ``interval`` -- default: the batch file's interval directory -- and the
+    batch's payable ids), ``workers`` batches in flight (one client each). An item the SRM refuses
+    is quarantined (``writeback:<payable_id>``, ``ClientError``, as a refused single write-back is),
+    the others go on. A batch the SRM refuses as a whole (4xx, e.g. an SRM without the batch
+    endpoint) falls back to one write-back per voucher, refusals quarantined the same way. A
+    retriable error or an unresolved unknown outcome fails the task after the in-flight batches
+    finish (the retry repeats them safely under the same keys)."""
     from concurrent.futures import ThreadPoolExecutor
+
+    from connectors.srm import WriteBackItem
 
     vouchers = read_json(ref)
     if not vouchers:
         return {"written": 0, "quarantined": 0}
+    interval = interval or Path(ref["path"]).parent.name
     archive = Archive(settings.archive_dir)
-    chunks = [vouchers[i::workers] for i in range(min(workers, len(vouchers)))]
+    batches = [vouchers[i:i + batch_size] for i in range(0, len(vouchers), batch_size)]
+    lanes = [batches[i::workers] for i in range(min(workers, len(batches)))]
 
-    def run(chunk: list[dict[str, Any]]) -> list[tuple[dict[str, Any], FatalError]]:
+    def single(client: SrmClient, v: dict[str, Any]) -> FatalError | None:
+        try:
+            client.write_back(v["payable_id"], v["voucher_no"], "ISSUED", amount=v["amount"],
+                              currency=v["currency"])
+        except FatalError as e:
+            return e
+        return None
+
+    def run(lane: list[list[dict[str, Any]]]) -> list[tuple[dict[str, Any], FatalError]]:
         refused: list[tuple[dict[str, Any], FatalError]] = []
         client = SrmHook().get_client(archive)
         try:
-            for v in chunk:
+            for batch in lane:
+                items = [WriteBackItem(v["payable_id"], v["voucher_no"], "ISSUED", v["amount"], v["currency"])
+                         for v in batch]
+                key = batch_key(interval, [v["payable_id"] for v in batch])
                 try:
-                    client.write_back(v["payable_id"], v["voucher_no"], "ISSUED", amount=v["amount"],
-                                      currency=v["currency"])
+                    result = client.write_back_batch(items, batch_key=key)
                 except FatalError as e:
-                    refused.append((v, e))
+                    log.warning("%s; writing this batch back one voucher at a time", e)
+                    refused.extend((v, err) for v in batch if (err := single(client, v)) is not None)
+                    continue
+                by_id = {v["payable_id"]: v for v in batch}
+                for r in result.refused:
+                    refused.append((by_id[r.item.payable_id], ClientError(
+                        f"{r.code}: {r.message}", status=422, system="srm",
+                        operation="write_back_vouchers_batch", ref=r.item.payable_id)))
         finally:
             client.close()
         return refused
 
-    with ThreadPoolExecutor(max_workers=len(chunks), thread_name_prefix="srm-write-back") as pool:
-        results = [f.result() for f in [pool.submit(run, c) for c in chunks]]
+    with ThreadPoolExecutor(max_workers=len(lanes), thread_name_prefix="srm-write-back") as pool:
+        results = [f.result() for f in [pool.submit(run, lane) for lane in lanes]]
     refused = [r for part in results for r in part]
     if refused:
         with ledger_session(settings) as s:
