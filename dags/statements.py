@@ -53,7 +53,9 @@ matches settle the ledger. A file that fails its checks goes to the quarantine w
         @task(trigger_rule="none_failed", outlets=[statements_asset(cfg.name), RECONCILED])
         def summarise(results: Any) -> dict[str, int]:
             totals: dict[str, int] = {"files": 0}
-            for r in results or []:
+            # Index by length: iterating Airflow's lazy XCom sequence probes one offset past the end,
+            # which the task SDK logs as an error ("XCom not found") although nothing is wrong.
+            for r in [results[i] for i in range(len(results))] if results else []:
                 totals["files"] += 1
                 for k, v in r.items():
                     if isinstance(v, int) and not isinstance(v, bool):

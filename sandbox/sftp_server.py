@@ -49,6 +49,20 @@ from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 log = logging.getLogger(__name__)
 
 
+class _ClientHungUp(logging.Filter):
+    """Drops the server side's report of a client that closed its socket: routine for a sandbox
+    (a client tearing down with reads in flight), and alarming noise in the demo's output."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Connection reset by peer" not in record.getMessage()
+
+
+# The sandbox's server transports log under their own channel, so the client's transport log
+# (paramiko.transport) keeps every message.
+SERVER_LOG_CHANNEL = "sandbox.sftp_server.transport"
+logging.getLogger(SERVER_LOG_CHANNEL).addFilter(_ClientHungUp())
+
+
 def generate_ed25519_key() -> tuple[str, str]:
     """A fresh ed25519 key pair: (private key in OpenSSH PEM text, public "ssh-ed25519 AAAA..." line)."""
     from cryptography.hazmat.primitives import serialization
@@ -467,6 +481,7 @@ class SftpSandbox:
 
     def _serve(self, conn: socket.socket) -> None:
         t = paramiko.Transport(conn)
+        t.set_log_channel(SERVER_LOG_CHANNEL)
         with self._lock:
             self._transports = [x for x in self._transports if x.is_active()] + [t]
         t.add_server_key(self.key)
