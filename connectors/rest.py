@@ -100,7 +100,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     text = value.strip()
     if text.isdigit():
-        return float(text)
+        return float(text)  # a wait in seconds, not money
     try:
         when = parsedate_to_datetime(text)
     except (TypeError, ValueError):

@@ -500,6 +500,7 @@ def _first_line(e: BaseException) -> str:
 
 
 def _seconds(value: str | None) -> float | None:
+    """A Retry-After wait in seconds (a duration, never money)."""
     try:
         return max(0.0, float(value)) if value is not None else None
     except ValueError:
@@ -707,3 +708,37 @@ __all__ = [
     "redact_wsse",
     "secure_settings",
 ]
+
+
+class SoapServiceClient:
+    """Base of a system's SOAP client (treasury, bank A, ...): builds the ``SoapConfig`` and
+    ``SoapClient`` from keyword settings. Subclasses declare ``system``, ``default_wsdl`` (the
+    packaged contract) and ``binding`` and add the system's operations on ``self.soap``."""
+
+    system: str
+    default_wsdl: Path
+    binding: str
+
+    def __init__(self, *, endpoint: str, username_token: UsernameTokenConfig | None,
+                 archive: Archive | None, signature: SignatureConfig | None = None,
+                 connect_timeout: float = 5.0, read_timeout: float = 30.0, verify_tls: bool = True,
+                 ca_bundle: Path | None = None, retries: int = 2, backoff: float = 0.2,
+                 wsdl: str | None = None,
+                 clock: Clock | None = None, nonce: NonceSource | None = None,
+                 session: requests.Session | None = None) -> None:
+        self.config = SoapConfig(
+            system=self.system, wsdl=wsdl or str(self.default_wsdl), endpoint=endpoint,
+            binding=self.binding, username_token=username_token, signature=signature,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, verify_tls=verify_tls,
+            ca_bundle=ca_bundle, retries=retries, backoff=backoff,
+        )
+        self.soap = SoapClient(self.config, archive=archive, clock=clock, nonce=nonce, session=session)
+
+    def close(self) -> None:
+        self.soap.close()
+
+    def __enter__(self) -> Any:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

@@ -16,9 +16,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from connectors.archive import Archive
 from connectors.errors import (
     FatalError,
     NotFound,
@@ -28,7 +25,7 @@ from connectors.errors import (
     SoapFault,
     ValidationFailed,
 )
-from connectors.soap import Clock, NonceSource, SignatureConfig, SoapClient, SoapConfig, UsernameTokenConfig
+from connectors.soap import SoapServiceClient
 from ledger.money import AmountError, to_decimal_text, to_minor
 
 log = logging.getLogger(__name__)
@@ -106,32 +103,12 @@ def _money(value: Any, *, field: str, ref: str | None) -> tuple[int, str]:
                                ref=ref) from e
 
 
-class BankAFinancingClient:
+class BankAFinancingClient(SoapServiceClient):
     """SOAP client of bank A's financing service. Thread-safe."""
 
-    def __init__(self, *, endpoint: str, username_token: UsernameTokenConfig | None,
-                 archive: Archive | None, signature: SignatureConfig | None = None,
-                 connect_timeout: float = 5.0, read_timeout: float = 30.0, verify_tls: bool = True,
-                 ca_bundle: Path | None = None, retries: int = 2, backoff: float = 0.2,
-                 wsdl: str | None = None,
-                 clock: Clock | None = None, nonce: NonceSource | None = None,
-                 session: requests.Session | None = None) -> None:
-        self.config = SoapConfig(
-            system=SYSTEM, wsdl=wsdl or str(WSDL), endpoint=endpoint, binding=BINDING,
-            username_token=username_token, signature=signature, connect_timeout=connect_timeout,
-            read_timeout=read_timeout, verify_tls=verify_tls, ca_bundle=ca_bundle, retries=retries,
-            backoff=backoff,
-        )
-        self.soap = SoapClient(self.config, archive=archive, clock=clock, nonce=nonce, session=session)
-
-    def close(self) -> None:
-        self.soap.close()
-
-    def __enter__(self) -> BankAFinancingClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    system = SYSTEM
+    default_wsdl = WSDL
+    binding = BINDING
 
     def submit_financing(self, req: FinancingRequest, *, resolve_unknown: bool = True) -> FinancingAck:
         """Apply for financing under ``req.serial``; unknown outcomes resolved by query-then-resend."""

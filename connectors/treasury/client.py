@@ -15,9 +15,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from connectors.archive import Archive
 from connectors.errors import (
     FatalError,
     NotFound,
@@ -27,7 +24,7 @@ from connectors.errors import (
     SoapFault,
     ValidationFailed,
 )
-from connectors.soap import Clock, NonceSource, SignatureConfig, SoapClient, SoapConfig, UsernameTokenConfig
+from connectors.soap import SoapServiceClient
 
 log = logging.getLogger(__name__)
 
@@ -77,32 +74,12 @@ def detect_pain001_format(data: bytes) -> str:
     return f"pain.001.001.{m.group(1).decode()}"
 
 
-class TreasuryClient:
+class TreasuryClient(SoapServiceClient):
     """SOAP client of the treasury. One per process and endpoint; thread-safe."""
 
-    def __init__(self, *, endpoint: str, username_token: UsernameTokenConfig | None,
-                 archive: Archive | None, signature: SignatureConfig | None = None,
-                 connect_timeout: float = 5.0, read_timeout: float = 30.0, verify_tls: bool = True,
-                 ca_bundle: Path | None = None, retries: int = 2, backoff: float = 0.2,
-                 wsdl: str | None = None,
-                 clock: Clock | None = None, nonce: NonceSource | None = None,
-                 session: requests.Session | None = None) -> None:
-        self.config = SoapConfig(
-            system=SYSTEM, wsdl=wsdl or str(WSDL), endpoint=endpoint, binding=BINDING,
-            username_token=username_token, signature=signature, connect_timeout=connect_timeout,
-            read_timeout=read_timeout, verify_tls=verify_tls, ca_bundle=ca_bundle, retries=retries,
-            backoff=backoff,
-        )
-        self.soap = SoapClient(self.config, archive=archive, clock=clock, nonce=nonce, session=session)
-
-    def close(self) -> None:
-        self.soap.close()
-
-    def __enter__(self) -> TreasuryClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    system = SYSTEM
+    default_wsdl = WSDL
+    binding = BINDING
 
     # -- operations --------------------------------------------------------------------------
 

@@ -197,6 +197,7 @@ class SoapServiceHook(_CvhubHook):
                 if x.get("signature_server_cert_file") else None)
         return SoapEndpoint(
             endpoint=self._base_url(conn, x), username_token=token, signature=signature,
+            # timeouts are durations in seconds (floats are fine here; money never is)
             connect_timeout=float(x.get("connect_timeout", 5.0)),
             read_timeout=float(x.get("read_timeout", 30.0)),
             ca_bundle=Path(x["ca_bundle"]) if x.get("ca_bundle") else None,
