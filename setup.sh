@@ -13,8 +13,17 @@ stamp=.venv/.cvhub-requirements.sha256
 want=$(sha256sum requirements.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   .venv/bin/pip install -q --disable-pip-version-check -r requirements.txt
-  .venv/bin/pip install -q --disable-pip-version-check --no-deps -e .
   echo "$want" > "$stamp"
+  rm -f .venv/.cvhub-build.sha256
+fi
+# cvhub itself, editable, with the Cython accelerators of mappings/ compiled in place against the
+# lxml just installed (no build isolation: the headers must be that lxml's). Rebuilt when they change.
+build_stamp=.venv/.cvhub-build.sha256
+build_want=$(cat setup.py mappings/*.pyx mappings/*.pxd | sha256sum | cut -d' ' -f1)
+if [ ! -f "$build_stamp" ] || [ "$(cat "$build_stamp")" != "$build_want" ] \
+   || ! ls mappings/_camt_accel.*.so mappings/_mt940_accel.*.so >/dev/null 2>&1; then
+  .venv/bin/pip install -q --disable-pip-version-check --no-deps --no-build-isolation -e .
+  echo "$build_want" > "$build_stamp"
 fi
 if ! command -v /usr/sbin/sshd >/dev/null 2>&1 || ! command -v sftp >/dev/null 2>&1; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then

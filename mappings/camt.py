@@ -3,7 +3,9 @@
 ``iter_camt_items`` reads the bytes or binary stream it is handed with ``mappings.xml``'s hardened
 iterparse (tag-filtered on GrpHdr / Stmt|Ntfctn|Rpt / Ntry, each element cleared once mapped) and
 yields the flat item stream of ``mappings.statement_stream``; entries are mapped by one pass over
-each Ntry's children (no XPath per entry). A statement's header (balances, TxsSummry) precedes its
+each Ntry's children (no XPath per entry) - or, for entries of the common shape, by the optional
+compiled accelerator ``mappings/_camt_accel.pyx`` (``_ACCEL``; ``_entry`` stays the reference and
+maps everything it refuses). A statement's header (balances, TxsSummry) precedes its
 entries in every version, so it is read when the first entry (or the statement's end) arrives.
 ``write_camt053`` / ``render_camt053`` write statements back (sandbox banks, round-trip tests),
 streaming through ``lxml.etree.xmlfile``. No I/O beyond the stream handed in.
@@ -12,7 +14,7 @@ streaming through ``lxml.etree.xmlfile``. No I/O beyond the stream handed in.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, date, datetime
 from typing import IO, Literal
 
@@ -21,6 +23,7 @@ from lxml import etree
 from ledger.canonical import CreditDebit, Party, Statement, StatementEntry, TransactionDetail
 from ledger.money import CURRENCY_EXPONENT as _EXP
 from ledger.money import AmountError, to_decimal_text, to_minor
+from mappings import accel
 from mappings.errors import FieldError, MappingError, UnsupportedFormat, XmlLimitError
 from mappings.iso20022 import ISO_NS_PREFIX, xpath_of
 from mappings.statement_stream import Head, Item, Summary, Tail, make_entry, make_party
@@ -29,6 +32,9 @@ from mappings.xml import STREAM_LIMITS, Element, XmlLimits, iter_elements, open_
 NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(0[2-9]|1[0-3])$")
 _CONTAINER = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn"),
               "camt.052": ("BkToCstmrAcctRpt", "Rpt")}
+#: The compiled per-entry fast path (mappings/_camt_accel.pyx) or None; read at each parse, so
+#: tests can set it to None to run the pure-Python reference.
+_ACCEL = accel.load("camt")
 _OPENING = ("OPBD", "PRCD")
 _CLOSING = ("CLBD",)
 
@@ -559,6 +565,10 @@ def iter_camt_items(stream: IO[bytes] | bytes, *, source: str,
     msg_id: str | None = None
     current: Element | None = None
     found = False
+    # The accelerator maps entries of the common shape and returns None for the rest, which
+    # _entry (the reference) maps; it shares the per-file date cache.
+    fast: Callable[[Element], StatementEntry | None] | None = (
+        _ACCEL.EntryMapper(ns, c.max_text, c.dates, _NO_PARTY).entry if _ACCEL is not None else None)
     for el in iter_elements(reader, (grp_tag, container_tag, ntry_tag), source=source):
         tag = el.tag
         if tag == ntry_tag:
@@ -568,7 +578,11 @@ def iter_camt_items(stream: IO[bytes] | bytes, *, source: str,
             if parent is not current:
                 current = parent
                 yield _head(c, parent, fmt, msg_id, el)
-            yield _entry(c, tags, el)
+            if fast is not None:
+                e = fast(el)
+                yield e if e is not None else _entry(c, tags, el)
+            else:
+                yield _entry(c, tags, el)
         elif tag == container_tag:
             parent = el.getparent()
             if parent is None or _local(parent) != body_name:
