@@ -18,6 +18,7 @@ from setuptools import Extension, setup
 
 extensions = [
     Extension("mappings._camt_accel", ["mappings/_camt_accel.pyx"], include_dirs=lxml.get_include()),
+    Extension("mappings._mt940_accel", ["mappings/_mt940_accel.pyx"]),
 ]
 # While working on one accelerator: CVHUB_BUILD_ONLY=_camt_accel python setup.py build_ext --inplace
 only = os.environ.get("CVHUB_BUILD_ONLY")

@@ -7,6 +7,10 @@ preamble lines before the first ``:20:``), ``:28:`` and ``:28C:``, ``:60F/M:``, 
 or multi-line ``:86:``, and MT942's ``:90D:/:90C:`` totals (checked like camt TxsSummry).
 Bank variants are ``Mt940Dialect`` values (see ``mappings.profiles``). ``render_mt940`` writes
 statements back (sandboxes, round-trip property tests). No I/O beyond the stream handed in.
+
+The optional compiled accelerator ``mappings/_mt940_accel.pyx`` (``_ACCEL``) takes over the lines
+of common-shape ``:61:``/``:86:`` records for the plain dialect; this module stays the reference
+and parses everything the accelerator refuses (see ``iter_mt940_items``).
 """
 
 from __future__ import annotations
@@ -17,12 +21,20 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import date
-from typing import IO, Literal
+from typing import IO, TYPE_CHECKING, Literal, cast
 
 from ledger.canonical import CreditDebit, Party, Statement
 from ledger.money import CURRENCY_EXPONENT, AmountError, to_decimal_text, to_minor
+from mappings import accel
 from mappings.errors import FieldError, MappingError
-from mappings.statement_stream import Head, Item, Summary, Tail, make_entry
+from mappings.statement_stream import EntryRun, Head, Item, Summary, Tail, make_entry
+
+if TYPE_CHECKING:
+    from mappings._mt940_accel import Lines
+
+#: the compiled fast path (``mappings/_mt940_accel.pyx``) or None; looked up per parse, so tests
+#: can switch it off (``monkeypatch.setattr(mt940, "_ACCEL", None)``)
+_ACCEL = accel.load("mt940")
 
 _TAG_RE = re.compile(r"^:(\d\d[A-Z]?):")
 _BAL_RE = re.compile(r"^(?P<cd>[CD])(?P<date>\d{6})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)$")
@@ -235,7 +247,7 @@ class _Parser:
                 self.out.append(self.head(line))
             m = _LINE_RE.match(value)
             if m is None:
-                raise self.fail(line, ":61:", f"invalid statement line {value.splitlines()[0]!r}")
+                raise self.fail(line, ":61:", f"invalid statement line {(value.splitlines() or [''])[0]!r}")
             self.pending = m
             self.pending_line = line
         elif tag == "25":
@@ -322,6 +334,10 @@ def _slash_fields(info: str) -> dict[str, str]:
     return out
 
 
+_CHUNK = 1 << 20   # bytes read and decoded at a time (tests make it small to exercise the seams)
+_PIECE = 1 << 16   # the fast path decodes a chunk in pieces of this many bytes (64 KiB: measured best)
+
+
 def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[list[str]]:
     """The decoded text in batches of whole lines (about 1 MiB each), line ends and a BOM removed.
 
@@ -334,7 +350,7 @@ def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[li
     buf = ""
     first = True
     while True:
-        chunk = raw.read(1 << 20)
+        chunk = raw.read(_CHUNK)
         try:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
@@ -357,9 +373,65 @@ def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[li
         yield [buf.rstrip("\r")]
 
 
+def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[Lines]) -> Iterator[Lines]:
+    """``_lines`` for the compiled fast path: the same lines, as ``Lines`` cursors over decoded text.
+
+    The stream is read and decoded exactly as ``_lines`` does (``_CHUNK`` bytes at a time, the
+    whole chunk decoded before any of its lines is handed out, so a decoding error is the same
+    error at the same point), the BOM and line ends likewise; but a chunk is decoded in pieces of
+    ``_PIECE`` bytes (smaller strings: measurably faster to allocate and scan) and its lines are
+    not split into a list: a cursor hands out one line at a time, or a run of entries
+    (``Lines.entries``). A line straddling two pieces gets a cursor of its own. Each cursor must
+    be exhausted before the next is asked for (its ``count`` numbers the lines for the error).
+    """
+    raw: IO[bytes] = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray)) else stream
+    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    lineno = 0  # lines handed out by the cursors so far
+    buf = ""    # the unterminated last line of the text so far (never contains "\n")
+    first = True
+    piece = max(_PIECE, 4)  # a BOM (at most 4 bytes) is decoded whole by the first piece
+    while True:
+        chunk = raw.read(_CHUNK)
+        try:
+            texts = [decoder.decode(chunk, final=not chunk)] if len(chunk) <= piece else \
+                [decoder.decode(chunk[k:k + piece]) for k in range(0, len(chunk), piece)]
+        except UnicodeDecodeError as e:
+            raise FieldError(f"not valid {encoding}: {e.reason} (after line {lineno})", source=source,
+                             line=lineno + 1, field="encoding", code="bad_encoding") from e
+        texts.reverse()
+        while texts:
+            text = texts.pop()  # (dropped as soon as its lines are read)
+            start = 1 if first and text.startswith("\ufeff") else 0
+            first = False
+            last_nl = text.rfind("\n")
+            if last_nl < start:
+                buf += text[start:]
+                continue
+            if buf:
+                nl = text.index("\n", start)
+                cur = lines(buf + text[start:nl + 1], 0, len(buf) + nl + 1 - start)
+                yield cur
+                lineno += cur.count
+                start = nl + 1
+            if start <= last_nl:
+                cur = lines(text, start, last_nl + 1)
+                yield cur
+                lineno += cur.count
+            buf = text[last_nl + 1:]
+        if not chunk:
+            break
+    if buf:
+        yield lines(buf, 0, len(buf))
+
+
 def iter_mt940_items(stream: IO[bytes] | bytes, *, source: str,
                      dialect: Mt940Dialect = DEFAULT_DIALECT) -> Iterator[Item]:
-    """The flat item stream of an MT940/MT942 file (any number of messages and statements)."""
+    """The flat item stream of an MT940/MT942 file (any number of messages and statements).
+
+    With the compiled accelerator (``_ACCEL``, plain dialect), runs of common-shape ``:61:``/``:86:``
+    records come as ``EntryRun`` items built in C; every other line goes through the same state
+    machine as without it (the reference).
+    """
     p = _Parser(source, dialect)
     out = p.out
     field = p.field
@@ -368,8 +440,11 @@ def iter_mt940_items(stream: IO[bytes] | bytes, *, source: str,
     tag_line = 0
     seen = False
     lineno = 0
+    fast = _ACCEL if p.plain else None
+    batches: Iterator[Iterable[str]] = _lines(stream, dialect.encoding, source) if fast is None \
+        else _cursors(stream, dialect.encoding, source, fast.Lines)
     try:
-        for batch in _lines(stream, dialect.encoding, source):
+        for batch in batches:
             for text in batch:
                 lineno += 1
                 if "\x00" in text:
@@ -393,6 +468,27 @@ def iter_mt940_items(stream: IO[bytes] | bytes, *, source: str,
                                 if out:
                                     yield from out
                                     out.clear()
+                        if fast is not None and new_tag == "61" and p.ref is not None:
+                            # the compiled run of common-shape records from this :61: line on
+                            ccy = p.ccy or ""
+                            run = cast("Lines", batch).entries(lineno, ccy, CURRENCY_EXPONENT.get(ccy, -1),
+                                                               _NO_PARTY)
+                            if run is not None:
+                                # field("61") would begin with these two (and raise what they
+                                # raise: the run's lines are all clean, none would fail before)
+                                if p.pending is not None:
+                                    p.flush_entry()
+                                if not p.head_sent:
+                                    out.append(p.head(lineno))
+                                if out:
+                                    yield from out
+                                    out.clear()
+                                entries, nlines, credit_n, credit, debit_n, debit = run
+                                yield EntryRun(entries, ccy, lineno, credit_n, credit, debit_n, debit,
+                                               credit - debit)
+                                lineno += nlines - 1
+                                tag = None  # the run ended just before a field tag line
+                                continue
                         tag, tag_line = new_tag, lineno
                         value = [text[start:]]
                         if not seen and tag == "20":

@@ -1,8 +1,9 @@
 """The streaming statement model shared by the camt, MT940 and CSV parsers, and its acceptance checks.
 
 A format parser produces a flat stream of items: ``Head`` (a statement's header, as a canonical
-``Statement`` without entries), then its ``StatementEntry`` items, then ``Tail`` (closing balance if
-it comes after the entries, declared totals). ``assemble`` turns that flat stream into
+``Statement`` without entries), then its ``StatementEntry`` items (or ``EntryRun``s: several
+entries with their totals, from a compiled fast path), then ``Tail`` (closing balance if it comes
+after the entries, declared totals). ``assemble`` turns that flat stream into
 ``StatementReader`` objects whose entries are yielded lazily, so a 1 GB file is read in constant
 memory; when a reader's entries are exhausted it runs the checks: currency, opening + entries =
 closing, declared totals, and sequence continuity against the caller's last known sequence per
@@ -12,7 +13,8 @@ account. Nothing here knows a file format; nothing here does I/O.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator, MutableMapping
+import inspect
+from collections.abc import Callable, Generator, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
@@ -140,7 +142,38 @@ class Tail:
     to_date: date | None = None
 
 
-Item = Head | StatementEntry | Tail | RejectedRecord
+class EntryRun:
+    """Consecutive entries of one statement handed over as one item, with their totals precomputed.
+
+    A compiled fast path (``mappings/_mt940_accel.pyx``) builds runs of entries; the reader yields
+    them one by one and adds the run's totals instead of each entry's, with the same checks: every
+    entry of a run has ``currency`` (the reader compares it with the statement's, as it does per
+    entry, and reports a mismatch at the first entry's ``line``), and the totals are the sums
+    ``StatementReader`` would have formed entry by entry (``booked_net``: BOOK entries only).
+    A plain slotted class, not a dataclass: it is made once per run and costs nothing at import.
+    """
+
+    __slots__ = ("booked_net", "credit_count", "credit_minor", "currency", "debit_count", "debit_minor",
+                 "entries", "line")
+
+    def __init__(self, entries: list[StatementEntry], currency: str, line: int | None,  # noqa: PLR0917
+                 credit_count: int, credit_minor: int, debit_count: int, debit_minor: int,
+                 booked_net: int) -> None:
+        self.entries = entries
+        self.currency = currency
+        self.line = line              # the first entry's line
+        self.credit_count = credit_count
+        self.credit_minor = credit_minor
+        self.debit_count = debit_count
+        self.debit_minor = debit_minor
+        self.booked_net = booked_net
+
+    def __repr__(self) -> str:
+        return (f"EntryRun({len(self.entries)} entries from line {self.line}, {self.currency}, credit "
+                f"{self.credit_count}/{self.credit_minor}, debit {self.debit_count}/{self.debit_minor})")
+
+
+Item = Head | StatementEntry | Tail | RejectedRecord | EntryRun
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,7 +201,7 @@ class StatementReader:
     ``collect()`` returns the whole ``Statement`` with its entries (small files).
     """
 
-    __slots__ = ("_done", "_items", "_options", "_source", "head", "header", "rejected", "statement")
+    __slots__ = ("_done", "_gen", "_items", "_options", "_source", "head", "header", "rejected", "statement")
 
     def __init__(self, head: Head, items: Iterator[Item], options: CheckOptions, source: str) -> None:
         self.head = head
@@ -178,9 +211,20 @@ class StatementReader:
         self._options = options
         self._source = source
         self._done = False
+        self._gen: Generator[StatementEntry, None, None] | None = None
         self.rejected: list[RejectedRecord] = []  # batch formats (CSV): bad rows, reported as data
 
     def __iter__(self) -> Iterator[StatementEntry]:
+        # An iteration left unfinished (the caller stopped reading, then asks again or moves to
+        # the next statement, which drains this one) is resumed, not restarted: its running
+        # totals, and the rest of an EntryRun it was in, live in that generator. A finished one
+        # (exhausted, or it raised) is replaced by a new one, as before.
+        gen = self._gen
+        if gen is None or inspect.getgeneratorstate(gen) == inspect.GEN_CLOSED:
+            gen = self._gen = self._entries()
+        return gen
+
+    def _entries(self) -> Generator[StatementEntry, None, None]:
         if self._done:
             return
         if self._options.verify and self.head.deferred is not None:
@@ -209,6 +253,19 @@ class StatementReader:
                         if item.status == "BOOK":
                             booked_net -= item.amount_minor
                 yield item
+            elif type(item) is EntryRun:
+                if verify:
+                    if item.currency != ccy:
+                        raise FieldError(
+                            f"entry currency {item.currency} differs from statement currency {ccy}",
+                            source=self._source, line=item.line, field="currency", code="currency_mismatch")
+                    n += item.credit_count + item.debit_count
+                    credit_n += item.credit_count
+                    credit += item.credit_minor
+                    debit_n += item.debit_count
+                    debit += item.debit_minor
+                    booked_net += item.booked_net
+                yield from item.entries
             elif type(item) is RejectedRecord:
                 self.rejected.append(item)
             elif isinstance(item, Tail):

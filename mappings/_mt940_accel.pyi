@@ -1,0 +1,19 @@
+"""Type stub of the compiled MT940 fast path (``mappings/_mt940_accel.pyx``)."""
+
+from collections.abc import Iterator
+
+from ledger.canonical import Party, StatementEntry
+
+class Lines:
+    """The lines of ``text[start:end]`` (split on "\\n", trailing "\\r" removed), one per ``next()``."""
+
+    @property
+    def text(self) -> str: ...
+    @property
+    def count(self) -> int: ...
+    def __init__(self, text: str, start: int, end: int) -> None: ...
+    def __iter__(self) -> Iterator[str]: ...
+    def __next__(self) -> str: ...
+    def entries(
+        self, lineno: int, ccy: str, exp: int, party: Party
+    ) -> tuple[list[StatementEntry], int, int, int, int, int] | None: ...
