@@ -9,13 +9,18 @@ used on Linux because it carries over the spawning parent's peak across exec). T
 (pycamt for camt.053, mt-940 for MT940) build the whole document in memory, so they are compared
 on a smaller file (--pypi-entries) against our parser on that same file.
 
-    python -m bench.mappings [--camt-mb 200] [--pypi-entries 20000] [--keep DIR]
+"Ours" is the product as shipped: the parsers with their compiled accelerators (mappings/accel.py;
+the first line printed says whether they are built). ``--pure`` also times the pure-Python
+reference parsers (CVHUB_ACCEL=0) on the same big files.
+
+    python -m bench.mappings [--camt-mb 200] [--pypi-entries 5000] [--pure] [--keep DIR]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import subprocess
 import sys
@@ -176,17 +181,28 @@ def _peak_rss_kib() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+# What each measured pass imports, loaded before its clock starts: the ratio compares parsing,
+# not how long the interpreter takes to import (and, without cached bytecode, compile) a library.
+_IMPORTS = {"ours": ("mappings.statements", "mappings.camt", "mappings.mt940"), "bare-camt": ("lxml.etree",),
+            "bare-mt940": ("re", "decimal"), "pycamt": ("pycamt.parser",), "mt-940": ("mt940",)}
+
+
 def _child(kind: str, path: str) -> None:
+    import importlib
+
+    for module in _IMPORTS[kind]:
+        importlib.import_module(module)
     t0 = time.perf_counter()
     n, total = _RUNNERS[kind](path)
     elapsed = time.perf_counter() - t0
     print(json.dumps({"n": n, "total": total, "seconds": elapsed, "peak_mib": _peak_rss_kib() / 1024}))
 
 
-def measure(kind: str, path: Path) -> dict[str, float]:
+def measure(kind: str, path: Path, *, accel: bool = True) -> dict[str, float]:
     repo = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "CVHUB_ACCEL": "1" if accel else "0"}
     out = subprocess.run([sys.executable, "-m", "bench.mappings", "--run", kind, str(path)], cwd=repo,
-                         check=True, capture_output=True, text=True)
+                         check=True, capture_output=True, text=True, env=env)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -195,12 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cvhub bench mappings", description=__doc__.splitlines()[0])
     ap.add_argument("--camt-mb", type=int, default=200, help="size of the generated camt.053 (MB)")
     ap.add_argument("--pypi-entries", type=int, default=5000, help="entries in the PyPI-comparison files")
+    ap.add_argument("--pure", action="store_true",
+                    help="also time the pure-Python parsers (accelerators off) on the big files")
     ap.add_argument("--keep", type=Path, default=None, help="generate into DIR and keep the files")
     ap.add_argument("--run", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.run:
         _child(*args.run)
         return 0
+    from mappings import accel
+
+    on = accel.status()
+    print("accelerators: " + " ".join(f"{k}={'on' if v else 'OFF (not built: run ./setup.sh)'}"
+                                      for k, v in on.items()))
     with tempfile.TemporaryDirectory(prefix="cvhub-bench-") as tmp:
         d = args.keep or Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
@@ -225,6 +248,13 @@ def main(argv: list[str] | None = None) -> int:
                   f"ours_s={ours['seconds']:.2f} bare_s={base['seconds']:.2f} "
                   f"bare_peak_mib={base['peak_mib']:.1f}")
             print(f"{fmt} ratio={base['seconds'] / ours['seconds']:.2f} peak_mib={ours['peak_mib']:.1f}")
+            if args.pure:
+                pure = measure("ours", big, accel=False)
+                if (pure["n"], pure["total"]) != (base["n"], base["total"]):
+                    print(f"{fmt}: MISMATCH pure-Python={pure} bare={base}")
+                    return 1
+                print(f"{fmt} pure_python ratio={base['seconds'] / pure['seconds']:.2f} "
+                      f"peak_mib={pure['peak_mib']:.1f} (CVHUB_ACCEL=0: the reference parser alone)")
             ours_s = measure("ours", small)
             try:
                 other = measure(pypi, small)
