@@ -53,9 +53,6 @@ from lxml import etree
 from ledger.canonical import Party, StatementEntry
 from ledger.money import CURRENCY_EXPONENT
 
-cetree.import_lxml__etree()
-
-
 cdef extern from "lxml-version.h":
     const char *LXML_VERSION_STRING
 
@@ -77,7 +74,12 @@ def _check_versions():
             f"running lxml {etree.__version__} / libxml2 {etree.LIBXML_VERSION}: rebuild it")
 
 
+# First the version check (ImportError), then lxml's C-API import, which on another lxml could
+# fail with TypeError ("wrong signature"). Cython's check of lxml's extension type sizes runs
+# even earlier, in the module init, and raises ValueError: mappings.accel.load must treat that as
+# "not available" too.
 _check_versions()
+cetree.import_lxml__etree()
 
 ENTRY_FIELDS = ("amount_minor", "currency", "credit_debit", "booking_date", "value_date", "reversal",
                 "status", "entry_ref", "account_servicer_ref", "end_to_end_id", "instruction_id",
@@ -542,12 +544,17 @@ cdef class EntryMapper:
     cdef Py_ssize_t _day_len
     cdef object _day_val
 
-    def __init__(self, str namespace, max_text, dict dates, no_party):
-        self._ns_bytes = namespace.encode("utf-8")
+    def __init__(self, str namespace not None, max_text, dict dates not None, no_party):
+        ns_bytes = namespace.encode("utf-8")
+        if b"\0" in ns_bytes:  # strcmp would stop at the NUL; no lxml tag can contain one
+            raise ValueError("namespace contains a NUL character")
+        # Any int works in Python; clamped, the comparisons with C lengths give the same answers.
+        # Computed before any field is set: a failing __init__ leaves no half-initialised mapper.
+        cdef Py_ssize_t limit = max(-1, min(int(max_text), PY_SSIZE_T_MAX))
+        self._ns_bytes = ns_bytes
         self._w.ns = self._ns_bytes
         self._w.ns_ptr = NULL
-        # Any int works in Python; clamped, the comparisons with C lengths give the same answers.
-        self._w.max_text = max(-1, min(int(max_text), PY_SSIZE_T_MAX))
+        self._w.max_text = limit
         self._dates = dates
         self._no_party = no_party
         self._ccy_len = -1
@@ -561,7 +568,8 @@ cdef class EntryMapper:
         global _accepted, _refused
         cdef xmlNode *node
         result = None
-        if isinstance(ntry, cetree._Element):
+        # self._w.ns is NULL (and _dates None) until __init__ ran (EntryMapper.__new__): refuse.
+        if self._w.ns != NULL and isinstance(ntry, cetree._Element):
             node = (<cetree._Element>ntry)._c_node
             if node != NULL and node.type == XML_ELEMENT_NODE and node.ns != NULL \
                     and node.ns.href != NULL and strcmp(<const char *>node.ns.href, self._w.ns) == 0:

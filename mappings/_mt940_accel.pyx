@@ -282,6 +282,8 @@ cdef class Lines:
             raise ValueError("Lines: start/end outside the text")
         self.text = text
         self.kind = PyUnicode_KIND(text)
+        if self.kind != 1 and self.kind != 2 and self.kind != 4:  # (a legacy, not "ready" str)
+            raise ValueError("Lines: not a canonical str")
         self.data = PyUnicode_DATA(text)
         self.pos = start
         self.end = end

@@ -38,6 +38,13 @@ def load(name: str) -> ModuleType | None:
         except ImportError as e:  # not compiled here: the pure-Python parser does the work
             log.info("mappings accelerator %s not available (%s); using the pure-Python parser", name, e)
             _loaded[name] = None
+        except (ValueError, TypeError, Warning) as e:
+            # Compiled against another lxml: Cython's check of lxml's extension type sizes
+            # (ValueError, or a RuntimeWarning under -W error) and lxml's C-API import (TypeError)
+            # run before the module's own version check can raise ImportError.
+            log.warning("mappings accelerator %s is incompatible (%s: %s); rebuild it. Using the "
+                        "pure-Python parser", name, type(e).__name__, e)
+            _loaded[name] = None
     return _loaded[name]
 
 

@@ -389,7 +389,7 @@ def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[
     lineno = 0  # lines handed out by the cursors so far
     buf = ""    # the unterminated last line of the text so far (never contains "\n")
     first = True
-    piece = max(_PIECE, 4)  # a BOM (at most 4 bytes) is decoded whole by the first piece
+    piece = max(_PIECE, 4)
     while True:
         chunk = raw.read(_CHUNK)
         try:
@@ -401,8 +401,10 @@ def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[
         texts.reverse()
         while texts:
             text = texts.pop()  # (dropped as soon as its lines are read)
+            # _lines strips a BOM at the start of the first chunk's text: the first piece with
+            # any text (one of a codec that consumes its own BOM may decode to nothing)
             start = 1 if first and text.startswith("\ufeff") else 0
-            first = False
+            first = first and not text
             last_nl = text.rfind("\n")
             if last_nl < start:
                 buf += text[start:]
@@ -418,6 +420,7 @@ def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[
                 yield cur
                 lineno += cur.count
             buf = text[last_nl + 1:]
+        first = False  # (as in _lines: only the first chunk's text may start with the BOM)
         if not chunk:
             break
     if buf:

@@ -17,6 +17,7 @@ import inspect
 from collections.abc import Callable, Generator, Iterator, MutableMapping
 from dataclasses import dataclass
 from datetime import date
+from itertools import chain
 from typing import Any
 
 from ledger.canonical import CreditDebit, Party, RejectedRecord, Statement, StatementEntry, TransactionDetail
@@ -254,8 +255,13 @@ class StatementReader:
                             booked_net -= item.amount_minor
                 yield item
             elif type(item) is EntryRun:
+                run = iter(item.entries)
                 if verify:
                     if item.currency != ccy:
+                        # as entry by entry: the first entry fails, the others stay unread (a
+                        # caller going on after the error has each of them checked again)
+                        next(run, None)
+                        self._items = chain(run, self._items)
                         raise FieldError(
                             f"entry currency {item.currency} differs from statement currency {ccy}",
                             source=self._source, line=item.line, field="currency", code="currency_mismatch")
@@ -265,7 +271,15 @@ class StatementReader:
                     debit_n += item.debit_count
                     debit += item.debit_minor
                     booked_net += item.booked_net
-                yield from item.entries
+                try:
+                    yield from run
+                except BaseException:
+                    # this iteration was closed (or had an exception thrown in) while it stood
+                    # inside the run: the entries not yet yielded go back to the item stream,
+                    # so the next iteration reads (and counts) them one by one, as it would
+                    # have without the run
+                    self._items = chain(run, self._items)
+                    raise
             elif type(item) is RejectedRecord:
                 self.rejected.append(item)
             elif isinstance(item, Tail):

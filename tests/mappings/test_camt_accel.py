@@ -19,6 +19,7 @@ import io
 import json
 import os
 import random
+import subprocess
 import sys
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -616,3 +617,73 @@ def test_no_reference_leaks() -> None:
     list(run(200_000))
     assert [sys.getrefcount(o) for o in watched] == counts
     assert _rss_kib() - base < 4096, "RSS grew: a leak per call"
+
+
+# --- robustness of the module's own API (second-read review) -------------------------------------
+
+def _run_isolated(code: str) -> subprocess.CompletedProcess[str]:
+    """Run ``code`` in a fresh interpreter: a crash there fails the test instead of killing pytest."""
+    root = Path(__file__).resolve().parents[2]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=root, env=env, check=False)
+
+
+@needs_accel
+def test_an_uninitialised_mapper_refuses_instead_of_crashing() -> None:
+    """``EntryMapper.__new__`` without ``__init__`` has no namespace: it must refuse, not segfault;
+    nor may an ``__init__`` that failed half way leave a mapper that raises mid-mapping."""
+    code = (
+        "from lxml import etree\n"
+        "from mappings import _camt_accel as m\n"
+        "ns = 'urn:iso:std:iso:20022:tech:xsd:camt.053.001.08'\n"
+        "el = etree.fromstring(f'<Ntry xmlns=\"{ns}\"><Amt Ccy=\"CNY\">1.00</Amt>"
+        "<CdtDbtInd>CRDT</CdtDbtInd><BookgDt><Dt>2026-01-01</Dt></BookgDt></Ntry>')\n"
+        "print(m.EntryMapper.__new__(m.EntryMapper).entry(el))\n"
+        "half = m.EntryMapper.__new__(m.EntryMapper)\n"
+        "try:\n"
+        "    half.__init__(ns, 'not a number', {}, None)\n"
+        "except ValueError:\n"
+        "    pass\n"
+        "print(half.entry(el))\n"
+    )
+    done = _run_isolated(code)
+    assert (done.returncode, done.stdout.split()) == (0, ["None", "None"]), done.stderr[-2000:]
+
+
+@needs_accel
+def test_mapper_arguments_are_checked_up_front() -> None:
+    """No dates dict, or a namespace C strings would truncate: refused at construction, not mid-parse
+    (Python matches no tag against ``{a\\0b}``; strcmp would have matched the namespace ``a``)."""
+    assert MOD is not None
+    ns = "urn:iso:std:iso:20022:tech:xsd:camt.053.001.08"
+    with pytest.raises(TypeError):
+        MOD.EntryMapper(ns, 100, None, camt._NO_PARTY)
+    with pytest.raises(ValueError, match="NUL"):
+        MOD.EntryMapper(ns + "\0junk", 100, {}, camt._NO_PARTY)
+
+
+@needs_accel
+def test_version_check_refuses_another_lxml(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert MOD is not None
+    MOD._check_versions()
+    monkeypatch.setattr(etree, "__version__", "0.0.0")
+    with pytest.raises(ImportError, match="rebuild"):
+        MOD._check_versions()
+    monkeypatch.undo()
+    monkeypatch.setattr(etree, "LIBXML_VERSION", (2, 0, 0))
+    with pytest.raises(ImportError, match="rebuild"):
+        MOD._check_versions()
+
+
+def test_a_binary_incompatible_accelerator_falls_back_to_python(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Cython's own import of lxml's extension types runs before any module code (so before
+    ``_check_versions``) and raises ValueError ("lxml.etree._Element size changed ..."); lxml's
+    C-API import raises TypeError on a changed signature. Either must mean "not available"."""
+    def incompatible(name: str) -> ModuleType:
+        raise ValueError("lxml.etree._Element size changed, may indicate binary incompatibility")
+
+    monkeypatch.setattr(accel, "_loaded", {})
+    monkeypatch.setattr(accel.importlib, "import_module", incompatible)
+    monkeypatch.setenv("CVHUB_ACCEL", "1")
+    assert accel.load("camt") is None

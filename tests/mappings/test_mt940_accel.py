@@ -299,6 +299,86 @@ def test_a_reader_left_half_read_is_resumed_not_restarted(take: int, resume: boo
         assert _entries_in(fast) == 49
 
 
+# A statement whose currency changes after its first entry (a second :60F:): the reader's
+# per-entry currency check fails on the first USD entry, which sits in the middle of what the
+# fast path hands over as one run.
+_CCY_SWITCH = (b":20:R1\n:25:ACC\n:28C:1\n:60F:C240228EUR0,\n:61:240229C1,NTRF\n:86:a\n"
+               b":60F:C240228USD0,\n:61:240229C2,NTRF\n:86:b\n:61:240229D2,NTRF\n:86:c\n"
+               b":61:240229D1,NTRF\n:86:d\n:62F:C240229EUR0,\n-}\n")
+
+
+def _read_on_after_errors(data: bytes, mod: ModuleType | None, verify: bool) -> list[object]:
+    """A caller that catches a statement's error and goes on (the reader is drained by the next step)."""
+    out: list[object] = []
+    with _mode(mod):
+        try:
+            for reader in iter_statements(data, source="t.sta", last_sequences={}, verify=verify):
+                try:
+                    out.extend(_norm(e) for e in reader)
+                except MappingError as e:
+                    out.append(("caught", _norm(e)))
+                out.append(_norm(reader.statement))
+        except MappingError as e:
+            out.append(_norm(e))
+    return out
+
+
+@needs_accel
+@pytest.mark.parametrize("verify", [True, False])
+def test_an_error_inside_a_run_leaves_the_rest_of_the_run_to_be_checked(verify: bool) -> None:
+    """After the currency check fails on a run's first entry, the run's other entries are still
+    there, each checked again, as entry by entry: draining must not skip them (and accept the
+    statement)."""
+    fast = _read_on_after_errors(_CCY_SWITCH, MOD, verify)
+    assert fast == _read_on_after_errors(_CCY_SWITCH, None, verify)
+    assert fast[-1][0] == ("error" if verify else "Statement")
+
+
+def _close_midway(data: bytes, mod: ModuleType | None, take: int, verify: bool) -> list[object]:
+    """Read ``take`` entries, close that iteration explicitly, then read the rest."""
+    out: list[object] = []
+    with _mode(mod):
+        try:
+            for reader in iter_statements(data, source="t.sta", verify=verify):
+                it = iter(reader)
+                out.extend(_norm(e) for _, e in zip(range(take), it, strict=False))
+                it.close()  # type: ignore[attr-defined]
+                out.extend(_norm(e) for e in reader)
+                out.append(_norm(reader.statement))
+        except MappingError as e:
+            out.append(_norm(e))
+    return out
+
+
+@needs_accel
+@pytest.mark.parametrize("take", [1, 7, 39])
+@pytest.mark.parametrize("verify", [True, False])
+def test_closing_an_iteration_inside_a_run_loses_no_entries(take: int, verify: bool) -> None:
+    data = mt940.render_mt940([_statement(40, 1, seq=1), _statement(9, 2, seq=2)]).encode()
+    fast = _close_midway(data, MOD, take, verify)
+    assert fast == _close_midway(data, None, take, verify)
+    if not verify:
+        assert _entries_in(fast) == 49
+
+
+@needs_accel
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-32"])
+@pytest.mark.parametrize(("chunk", "piece"), [(None, None), (7, 4), (33, 7), (17, 5), (64, 16)])
+def test_a_bom_after_the_codec_s_own_is_removed_as_by_the_reference(
+        encoding: str, chunk: int | None, piece: int | None) -> None:
+    """Codecs that consume their own BOM may decode a first piece to nothing: the text's first
+    character (a second BOM here) is still the one ``_lines`` strips, whatever the piece size."""
+    text = mt940.render_mt940([_statement(3, 1)])
+    data = ("\ufeff" + text[text.index(":20:"):]).encode(encoding)  # without the {1:..} envelope line
+    dialect = mt940.Mt940Dialect(name="x", encoding=encoding)
+    fast, in_runs = _items(data, dialect, MOD, chunk, piece)
+    assert fast == _items(data, dialect, None, chunk, piece)[0]
+    if chunk is None or chunk > 8:  # (a first chunk that decodes to nothing keeps it, both ways)
+        assert fast[-1][0] == "Tail"
+    if chunk is None:
+        assert in_runs == 3
+
+
 # --- the Lines cursor ------------------------------------------------------------------------------
 
 def _reference_lines(text: str) -> list[str]:
