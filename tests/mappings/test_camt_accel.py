@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import io
 import json
 import os
@@ -28,6 +27,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from accel_cases import assert_built_in_ci, import_accel
+from accel_cases import needs_accel as needs_accel_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from lxml import etree
@@ -39,30 +40,14 @@ from mappings.errors import MappingError
 from mappings.statements import iter_statements
 from mappings.xml import STREAM_LIMITS, XmlLimits
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 HOSTILE = Path(__file__).resolve().parent / "hostile"
-
-
-def _import_accel() -> ModuleType | None:
-    try:  # directly, not through accel.load: the comparison runs even with CVHUB_ACCEL=0
-        return importlib.import_module("mappings._camt_accel")
-    except ImportError:
-        return None
-
-
-MOD = _import_accel()
-needs_accel = pytest.mark.skipif(
-    MOD is None and not IN_CI, reason="mappings._camt_accel is not built (setup.py build_ext --inplace)")
+MOD = import_accel("camt")
+needs_accel = needs_accel_for(MOD, "camt")
 
 
 def test_compiled_accelerator_is_there_in_ci() -> None:
     """CI must never silently run the slow path: the module is built and switched on."""
-    if not IN_CI:
-        pytest.skip("only enforced with CI=true")
-    assert MOD is not None, "mappings._camt_accel did not import"
-    if accel.enabled():
-        assert accel.load("camt") is not None
-        assert camt._ACCEL is not None
+    assert_built_in_ci(MOD, "camt", camt)
 
 
 # --- running a document both ways -------------------------------------------------------------

@@ -19,9 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
-import importlib
 import json
-import os
 import sys
 from collections.abc import Iterator
 from datetime import date, timedelta
@@ -30,6 +28,8 @@ from types import ModuleType
 from typing import Any
 
 import pytest
+from accel_cases import assert_built_in_ci, import_accel
+from accel_cases import needs_accel as needs_accel_for
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from mapping_cases import OWN, SHARED
@@ -42,31 +42,17 @@ from mappings.profiles import PROFILES
 from mappings.statement_stream import EntryRun
 from mappings.statements import iter_statements
 
-IN_CI = os.environ.get("CI", "").lower() == "true"
 HOSTILE = Path(__file__).resolve().parent / "hostile"
 MT_PROFILES = [name for name, p in PROFILES.items() if p.format == "mt940"]
 
 
-def _import_accel() -> ModuleType | None:
-    try:  # directly, not through accel.load: the comparison runs even with CVHUB_ACCEL=0
-        return importlib.import_module("mappings._mt940_accel")
-    except ImportError:
-        return None
-
-
-MOD = _import_accel()
-needs_accel = pytest.mark.skipif(
-    MOD is None and not IN_CI, reason="mappings._mt940_accel is not built (setup.py build_ext --inplace)")
+MOD = import_accel("mt940")
+needs_accel = needs_accel_for(MOD, "mt940")
 
 
 def test_compiled_accelerator_is_there_in_ci() -> None:
     """CI must never silently run the slow path: the module is built and switched on."""
-    if not IN_CI:
-        pytest.skip("only enforced with CI=true")
-    assert MOD is not None, "mappings._mt940_accel did not import"
-    if accel.enabled():
-        assert accel.load("mt940") is not None
-        assert mt940._ACCEL is not None
+    assert_built_in_ci(MOD, "mt940", mt940)
 
 
 def test_switched_off_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
