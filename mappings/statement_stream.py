@@ -366,7 +366,13 @@ class StatementReader:
             pass
 
     def collect(self) -> Statement:
-        """The whole statement with its entries (small files only: keeps every entry)."""
+        """The whole statement with its entries (small files only: keeps every entry).
+
+        Only on a reader whose entries have not been read: after a loop over some of them, the
+        result would silently lack those (a statement whose entries don't add up to it).
+        """
+        if self._gen is not None or self._done:
+            raise RuntimeError("collect() on a statement reader whose entries were already read")
         entries = tuple(self)
         assert self.statement is not None
         return dataclasses.replace(self.statement, entries=entries)

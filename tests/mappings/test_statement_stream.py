@@ -81,3 +81,14 @@ def test_header_problem_raises_before_the_first_entry_when_checking() -> None:
 ])
 def test_detect_format(head: bytes, fmt: str | None) -> None:
     assert detect_format(head) == fmt
+
+
+def test_collect_refuses_a_reader_that_was_partly_read() -> None:
+    """collect() after a loop over some entries would return a statement missing them."""
+    sample = Path(__file__).resolve().parent / "samples" / "camt" / "camt053_v08_cny_full.xml"
+    reader = next(iter_statements(sample.read_bytes(), source=sample.name, verify=False))
+    next(iter(reader))
+    with pytest.raises(RuntimeError, match="already read"):
+        reader.collect()
+    fresh = next(iter_statements(sample.read_bytes(), source=sample.name, verify=False))
+    assert fresh.collect().entries
