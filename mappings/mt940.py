@@ -338,24 +338,34 @@ _CHUNK = 1 << 20   # bytes read and decoded at a time (tests make it small to ex
 _PIECE = 1 << 16   # the fast path decodes a chunk in pieces of this many bytes (64 KiB: measured best)
 
 
+def _reader(stream: IO[bytes] | bytes, encoding: str) -> tuple[IO[bytes], codecs.IncrementalDecoder]:
+    raw: IO[bytes] = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray)) else stream
+    return raw, codecs.getincrementaldecoder(encoding)("strict")
+
+
+def _bad_encoding(e: UnicodeDecodeError, encoding: str, source: str, lines_before: int) -> FieldError:
+    """The error for a chunk that does not decode. Both readers decode a whole chunk before
+    handing out any of its lines, so the failing line is the one after those handed out."""
+    return FieldError(f"not valid {encoding}: {e.reason} (after line {lines_before})", source=source,
+                      line=lines_before + 1, field="encoding", code="bad_encoding")
+
+
 def _lines(stream: IO[bytes] | bytes, encoding: str, source: str) -> Iterator[list[str]]:
     """The decoded text in batches of whole lines (about 1 MiB each), line ends and a BOM removed.
 
     The caller numbers the lines itself (line k of the n-th batch follows the previous batches);
     a decoding error names the line it occurs on.
     """
-    raw: IO[bytes] = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray)) else stream
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    raw, decoder = _reader(stream, encoding)
     lineno = 0
-    buf = ""
+    buf = ""  # the unterminated last line so far (never contains "\n")
     first = True
     while True:
         chunk = raw.read(_CHUNK)
         try:
             text = decoder.decode(chunk, final=not chunk)
         except UnicodeDecodeError as e:
-            raise FieldError(f"not valid {encoding}: {e.reason} (after line {lineno})", source=source,
-                             line=lineno + 1 + buf.count("\n"), field="encoding", code="bad_encoding") from e
+            raise _bad_encoding(e, encoding, source, lineno) from e
         if first and text.startswith("\ufeff"):
             text = text[1:]
         first = False
@@ -384,8 +394,7 @@ def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[
     (``Lines.entries``). A line straddling two pieces gets a cursor of its own. Each cursor must
     be exhausted before the next is asked for (its ``count`` numbers the lines for the error).
     """
-    raw: IO[bytes] = io.BytesIO(stream) if isinstance(stream, (bytes, bytearray)) else stream
-    decoder = codecs.getincrementaldecoder(encoding)("strict")
+    raw, decoder = _reader(stream, encoding)
     lineno = 0  # lines handed out by the cursors so far
     buf = ""    # the unterminated last line of the text so far (never contains "\n")
     first = True
@@ -396,8 +405,7 @@ def _cursors(stream: IO[bytes] | bytes, encoding: str, source: str, lines: type[
             texts = [decoder.decode(chunk, final=not chunk)] if len(chunk) <= piece else \
                 [decoder.decode(chunk[k:k + piece]) for k in range(0, len(chunk), piece)]
         except UnicodeDecodeError as e:
-            raise FieldError(f"not valid {encoding}: {e.reason} (after line {lineno})", source=source,
-                             line=lineno + 1, field="encoding", code="bad_encoding") from e
+            raise _bad_encoding(e, encoding, source, lineno) from e
         texts.reverse()
         while texts:
             text = texts.pop()  # (dropped as soon as its lines are read)
