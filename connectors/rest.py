@@ -46,6 +46,7 @@ import urllib3.exceptions
 from requests.structures import CaseInsensitiveDict
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
+from canonical.clock import SYSTEM_CLOCK
 from connectors.archive import Archive
 from connectors.errors import (
     ClientError,
@@ -107,7 +108,7 @@ def parse_retry_after(value: str | None, *, now: datetime | None = None) -> floa
         return None
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+    return max(0.0, (when - (now or SYSTEM_CLOCK())).total_seconds())  # an HTTP-date is real time
 
 
 def path_segment(value: str, *, system: str, operation: str) -> str:
@@ -145,7 +146,8 @@ class HmacSigner:
         return "\n".join([method.upper(), path, timestamp, hashlib.sha256(body).hexdigest()]).encode()
 
     def headers(self, method: str, path: str, body: bytes, *, now: float | None = None) -> dict[str, str]:
-        timestamp = str(int(time.time() if now is None else now))
+        # the signature window is real time (the server checks it against its own clock)
+        timestamp = str(int(SYSTEM_CLOCK().timestamp() if now is None else now))
         mac = hmac.new(
             self.secret.encode(), self.string_to_sign(method, path, timestamp, body), hashlib.sha256
         )

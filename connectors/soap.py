@@ -48,6 +48,7 @@ from zeep.helpers import serialize_object
 from zeep.wsdl import Document
 from zeep.wsse import utils as wsse_utils
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from connectors.archive import Archive
 from connectors.errors import (
     ClientError,
@@ -65,7 +66,6 @@ from connectors.errors import (
 
 log = logging.getLogger(__name__)
 
-Clock = Callable[[], datetime]
 NonceSource = Callable[[], bytes]
 _Applied = tuple[etree._Element, dict[str, str]]
 
@@ -539,7 +539,8 @@ class SoapClient:
         config.validate()
         self.config = config
         self.system = config.system
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        # WS-Security Created/Expires are security timestamps: real time unless a test pins it
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self._secrets = [x for x in (config.username_token and config.username_token.password,
                                      config.signature and config.signature.key_password) if x]
         sess = session or requests.Session()

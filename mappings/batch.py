@@ -92,7 +92,7 @@ def opt_date(record: dict[str, object], key: str) -> date | None:
         return None
     try:
         return date.fromisoformat(text.replace("/", "-")[:10]) if len(text) != 8 else \
-            datetime.strptime(text, "%Y%m%d").date()
+            datetime.strptime(text, "%Y%m%d").date()  # noqa: DTZ007 - a date, no time of day
     except ValueError as e:
         raise RecordError("invalid_date", f"{key} {text!r} is not a date (YYYY-MM-DD)", key) from e
 

@@ -338,7 +338,8 @@ def render_xlsx(data: PackageData, totals: dict[str, Any]) -> bytes:
 
     bold = Font(bold=True)
     head_fill = PatternFill("solid", fgColor="DDE4EE")
-    stamp = datetime(data.business_date.year, data.business_date.month, data.business_date.day)
+    # openpyxl keeps naive document times; this is the business date, not a clock read
+    stamp = datetime(data.business_date.year, data.business_date.month, data.business_date.day)  # noqa: DTZ001
     wb = Workbook()
     wb.properties.creator = "cvhub"
     wb.properties.lastModifiedBy = "cvhub"

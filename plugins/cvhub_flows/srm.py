@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -278,7 +278,7 @@ def replay_payable(item: quarantine.QuarantineItem) -> str:
     settings = Settings.from_env()
     ctx = item.context_dict
     raw = json.loads(item.raw or b"{}")
-    at = datetime.now(UTC)
+    at = settings.clock()  # when the replay happened (an operator's action)
     if ctx.get("kind") == "write_back":
         client = SrmHook().get_client(Archive(settings.archive_dir))
         try:
