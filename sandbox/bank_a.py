@@ -25,7 +25,9 @@ Bank A is the "classic" bank style: financing of credit-voucher pieces over SOAP
   when linked, the treasury sandbox's executed payments. Sequence numbers continue per account
   and each opening balance is the previous closing balance.
 
-Sandbox only: in-memory state, files written atomically (temp + rename), loopback only.
+Sandbox only: state in memory, mirrored into a durable store when given a state directory
+(``sandbox.state``: a restarted bank A resumes its applications, notices and statement sequences),
+files written atomically (temp + rename), loopback only.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.camt import render_camt053
 from mappings.pain002 import render_pain002
 from sandbox.soap_server import FaultInjector, SecurityPolicy, SoapFaultError, SoapServer, SoapService
+from sandbox.state import SandboxStore
 from sandbox.treasury import PaymentEngine, PaymentFileError
 
 BANK_A_NS = "urn:cvhub:bank-a:financing:1"
@@ -101,6 +104,29 @@ class FinancingRules:
         return None
 
 
+_DATES = ("maturity", "disbursement_date")
+_TIMES = ("received_at", "decided_at")
+
+
+def _financing_to_json(f: Financing) -> dict[str, object]:
+    d: dict[str, object] = dict(f.__dict__)
+    d["rate"] = str(f.rate)
+    for k in (*_DATES, *_TIMES):
+        v = getattr(f, k)
+        d[k] = v.isoformat() if v is not None else None
+    return d
+
+
+def _financing_from_json(d: dict[str, object]) -> Financing:
+    v: dict[str, object] = dict(d)
+    v["rate"] = Decimal(str(d["rate"]))
+    for k in _DATES:
+        v[k] = date.fromisoformat(str(d[k])) if d.get(k) else None
+    for k in _TIMES:
+        v[k] = datetime.fromisoformat(str(d[k])) if d.get(k) else None
+    return Financing(**v)  # type: ignore[arg-type]
+
+
 def discount_interest(amount_minor: int, rate: Decimal, days: int, day_count: str) -> int:
     """amount x rate x days / basis in minor units, rounded half-up (never float)."""
     basis = 365 if day_count == "ACT/365" else 360
@@ -119,7 +145,8 @@ class FinancingDesk:
 
     def __init__(self, *, clock: Clock | None = None, decision_delay: timedelta = timedelta(seconds=0.2),
                  disbursement_delay: timedelta = timedelta(seconds=0.2),
-                 rules: Callable[[Financing, date], str | None] | None = None) -> None:
+                 rules: Callable[[Financing, date], str | None] | None = None,
+                 store: SandboxStore | None = None) -> None:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.decision_delay = decision_delay
         self.disbursement_delay = disbursement_delay
@@ -130,6 +157,9 @@ class FinancingDesk:
         self._pieces: dict[str, str] = {}
         self._lock = threading.RLock()
         self._seq = 0
+        self.store = store or SandboxStore(None)   # durable state (sandbox.state)
+        with self._lock:
+            self._load()
 
     def reset(self) -> None:
         with self._lock:
@@ -138,6 +168,23 @@ class FinancingDesk:
             self.applied.clear()
             self._pieces.clear()
             self._seq = 0
+            with self.store.transaction():
+                for table in ("financings", "notices", "applied", "desk_meta"):
+                    for key in self.store.load(table):
+                        self.store.delete(table, key)
+
+    def _load(self) -> None:
+        for serial, d in self.store.load("financings").items():
+            f = _financing_from_json(d)
+            self.financings[serial] = f
+            self._pieces[f.piece_id] = serial   # rows load in submission order: the latest wins
+        self.notices.extend(Notice(int(seq), self.financings[serial])
+                            for seq, serial in self.store.load("notices").items())
+        self.applied.update({k: int(v) for k, v in self.store.load("applied").items()})
+        self._seq = int(self.store.get("desk_meta", "seq", 0))
+
+    def _save(self, f: Financing) -> None:
+        self.store.put("financings", f.serial, _financing_to_json(f))
 
     def submit(self, f: Financing) -> tuple[Financing, bool]:
         with self._lock:
@@ -153,9 +200,12 @@ class FinancingDesk:
                 raise SoapFaultError("Client.PieceAlreadyFinanced",
                                      f"piece {f.piece_id} is already under financing {other}",
                                      "PIECE_ALREADY_FINANCED")
-            self.financings[f.serial] = f
-            self.applied[f.serial] += 1
-            self._pieces[f.piece_id] = f.serial
+            with self.store.transaction():  # committed before the bank answers
+                self.financings[f.serial] = f
+                self.applied[f.serial] += 1
+                self._pieces[f.piece_id] = f.serial
+                self._save(f)
+                self.store.put("applied", f.serial, self.applied[f.serial])
             return f, False
 
     def advance(self) -> None:
@@ -164,20 +214,27 @@ class FinancingDesk:
             for f in self.financings.values():
                 # events happen at their scheduled time, however late somebody looks
                 if f.status == "PENDING" and now >= f.received_at + self.decision_delay:
-                    f.decided_at = f.received_at + self.decision_delay
-                    reason = self.rules(f, f.decided_at.date())
-                    f.status = "REJECTED" if reason else "APPROVED"
-                    f.decision_reason = reason
+                    with self.store.transaction():
+                        f.decided_at = f.received_at + self.decision_delay
+                        reason = self.rules(f, f.decided_at.date())
+                        f.status = "REJECTED" if reason else "APPROVED"
+                        f.decision_reason = reason
+                        self._save(f)
                 if (f.status == "APPROVED" and f.decided_at is not None
                         and now >= f.decided_at + self.disbursement_delay):
-                    f.status = "DISBURSED"
-                    f.disbursement_date = (f.decided_at + self.disbursement_delay).date()
-                    f.bank_reference = "BA" + hashlib.sha256(f.serial.encode()).hexdigest()[:16].upper()
-                    f.interest_minor = discount_interest(f.amount_minor, f.rate,
-                                                         (f.maturity - f.disbursement_date).days, f.day_count)
-                    f.disbursed_minor = f.amount_minor - f.interest_minor
-                    self._seq += 1
-                    self.notices.append(Notice(self._seq, f))
+                    with self.store.transaction():  # the disbursement and its notice commit together
+                        f.status = "DISBURSED"
+                        f.disbursement_date = (f.decided_at + self.disbursement_delay).date()
+                        f.bank_reference = "BA" + hashlib.sha256(f.serial.encode()).hexdigest()[:16].upper()
+                        f.interest_minor = discount_interest(f.amount_minor, f.rate,
+                                                             (f.maturity - f.disbursement_date).days,
+                                                             f.day_count)
+                        f.disbursed_minor = f.amount_minor - f.interest_minor
+                        self._seq += 1
+                        self.notices.append(Notice(self._seq, f))
+                        self._save(f)
+                        self.store.put("notices", str(self._seq), f.serial)
+                        self.store.put("desk_meta", "seq", self._seq)
 
     def get(self, serial: str) -> Financing | None:
         self.advance()
@@ -333,11 +390,14 @@ class BankA:
     def __init__(self, *, sftp_root: Path, clock: Clock | None = None,
                  desk: FinancingDesk | None = None, engine: PaymentEngine | None = None,
                  linked_engines: Iterable[PaymentEngine] = (), accounts: set[str] | None = None,
-                 opening_balances: dict[str, int] | None = None, currency: str = "CNY") -> None:
+                 opening_balances: dict[str, int] | None = None, currency: str = "CNY",
+                 store: SandboxStore | None = None) -> None:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.sftp_root = Path(sftp_root)
-        self.desk = desk or FinancingDesk(clock=self.clock)
-        self.engine = engine or PaymentEngine(clock=self.clock, name="bank_a")
+        self.store = store or SandboxStore(None)   # durable state (sandbox.state), shared with the desk
+        self.desk = desk or FinancingDesk(clock=self.clock, store=self.store)
+        self.engine = engine or PaymentEngine(clock=self.clock, name="bank_a", store=self.store,
+                                              prefix="payments.")
         self.linked_engines = list(linked_engines)
         self.accounts = accounts
         self.currency = currency
@@ -348,6 +408,23 @@ class BankA:
         self._lock = threading.RLock()
         for d in ("inbox/pain001", "inbox/processed", "outbox/pain002", "outbox/statements"):
             (self.sftp_root / d).mkdir(parents=True, exist_ok=True)
+        with self._lock:
+            for account, d in self.store.load("statement_accounts").items():
+                self._balances[account] = int(d["balance"])
+                self._sequence[account] = int(d["sequence"])
+            self._reported.update(self.store.load("reported_postings"))
+            self._reported_batches.update(self.store.load("reported_batches"))
+            self._write_staged()
+
+    def _write_staged(self) -> None:
+        """Write the files a crash left staged: byte for byte what was rendered (sandbox.state)."""
+        for key, data, meta in self.store.staged():
+            write_atomic(self.sftp_root / str(meta["path"]), data)
+            self.store.unstage(key)
+
+    def _publish(self, relative: str, data: bytes) -> None:
+        """Stage a file in the current transaction; it is written once the transaction commits."""
+        self.store.stage(f"file:{relative}", data, path=relative)
 
     # payment files
     def process_payment_files(self) -> list[Path]:
@@ -375,9 +452,13 @@ class BankA:
             for serial, batch in self.engine.batches.items():
                 if batch.results and serial not in self._reported_batches:
                     report = self.engine.status_report(batch)
-                    target = self.sftp_root / "outbox" / "pain002" / f"{serial}.pain002.xml"
-                    written.append(write_atomic(target, report))
-                    self._reported_batches.add(serial)
+                    relative = f"outbox/pain002/{serial}.pain002.xml"
+                    with self.store.transaction():
+                        self._reported_batches.add(serial)
+                        self.store.put("reported_batches", serial, True)
+                        self._publish(relative, report)
+                    written.append(write_atomic(self.sftp_root / relative, report))
+                    self.store.unstage(f"file:{relative}")
         return written
 
     def _reject_file(self, serial: str, data: bytes, e: PaymentFileError) -> Path:
@@ -385,8 +466,14 @@ class BankA:
         status = PaymentStatus(level="group", original_message_id=m.group(1).decode() if m else serial,
                                status="RJCT", reason_code="FF01", reason_info=f"{e.code}: {e}"[:105])
         report = render_pain002([status], message_id=f"RJ-{serial}"[:35], created_at=self.clock())
-        self._reported_batches.add(serial)
-        return write_atomic(self.sftp_root / "outbox" / "pain002" / f"{serial}.pain002.xml", report)
+        relative = f"outbox/pain002/{serial}.pain002.xml"
+        with self.store.transaction():
+            self._reported_batches.add(serial)
+            self.store.put("reported_batches", serial, True)
+            self._publish(relative, report)
+        path = write_atomic(self.sftp_root / relative, report)
+        self.store.unstage(f"file:{relative}")
+        return path
 
     # statements
     def _postings(self) -> list[_Posting]:
@@ -440,11 +527,19 @@ class BankA:
                     account_servicer=BANK_A_CNAPS, message_id=f"BA-STMT-{account}-{seq:05d}"[:35],
                 )
                 data = render_camt053(st, version="08", created_at=now)
-                written.append(write_atomic(
-                    self.sftp_root / "outbox" / "statements" / f"camt053_{account}_{seq:05d}.xml", data))
-                self._sequence[account] = seq
-                self._balances[account] = closing
-                self._reported.update(p.key for p in postings)
+                relative = f"outbox/statements/camt053_{account}_{seq:05d}.xml"
+                # the new sequence, balance, reported postings and the file commit together; the file
+                # is written after the commit (again at the next start if a crash comes in between)
+                with self.store.transaction():
+                    self._sequence[account] = seq
+                    self._balances[account] = closing
+                    self._reported.update(p.key for p in postings)
+                    self.store.put("statement_accounts", account, {"balance": closing, "sequence": seq})
+                    for p in postings:
+                        self.store.put("reported_postings", p.key, True)
+                    self._publish(relative, data)
+                written.append(write_atomic(self.sftp_root / relative, data))
+                self.store.unstage(f"file:{relative}")
         return written
 
     def tick(self) -> None:
@@ -508,7 +603,9 @@ class BankASandbox:
     def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stopped.set()
+            self._ticker.join(timeout=5)
         self.server.stop()
+        self.bank.store.close()
 
     def __enter__(self) -> BankASandbox:
         return self
@@ -525,13 +622,19 @@ def start_bank_a_sandbox(*, sftp_root: Path, port: int = 0, username: str = SAND
                          linked_engines: Iterable[PaymentEngine] = (), accounts: set[str] | None = None,
                          opening_balances: dict[str, int] | None = None, tick: float | None = 0.1,
                          security: SecurityPolicy | None = None,
-                         tls: tuple[Path, Path] | None = None) -> BankASandbox:
+                         tls: tuple[Path, Path] | None = None,
+                         state_dir: Path | None = None) -> BankASandbox:
     """Start bank A on 127.0.0.1:<port>; its files live under ``sftp_root``. Pass the treasury
     sandbox's ``engine`` in ``linked_engines`` so statements show the treasury's payments. ``clock`` is
-    the business clock; ``security_clock`` checks WS-Security timestamps (default: ``clock``)."""
-    desk = FinancingDesk(clock=clock, decision_delay=decision_delay, disbursement_delay=disbursement_delay)
+    the business clock; ``security_clock`` checks WS-Security timestamps (default: ``clock``).
+    ``state_dir``: keep applications, decisions, notices, its own payment batches and statement
+    sequences durably in ``<state_dir>/bank_a.sqlite`` (``sandbox.state``) and resume them; None keeps
+    them in memory only (files under ``sftp_root`` are on disk either way)."""
+    store = SandboxStore.open(state_dir, "bank_a", clock=clock)
+    desk = FinancingDesk(clock=clock, decision_delay=decision_delay, disbursement_delay=disbursement_delay,
+                         store=store)
     bank = BankA(sftp_root=sftp_root, clock=clock, desk=desk, linked_engines=linked_engines,
-                 accounts=accounts, opening_balances=opening_balances)
+                 accounts=accounts, opening_balances=opening_balances, store=store)
     handlers = FinancingService(desk)
     policy = security or SecurityPolicy(username=username, password=password, digest_policy=digest_policy)
     service = SoapService(name="bank_a", wsdl_path=CONTRACT_DIR / "bank_a.wsdl",

@@ -197,6 +197,21 @@ class _Application:
             "disbursement": self.disbursement,
         }
 
+    def to_json(self) -> dict[str, Any]:
+        return {"doc": self.doc, "digest": self.digest, "application_id": self.application_id,
+                "received_at": self.received_at.isoformat(), "due_decision": self.due_decision.isoformat(),
+                "status": self.status, "decision": self.decision, "disbursement": self.disbursement,
+                "due_disbursement": self.due_disbursement.isoformat() if self.due_disbursement else None}
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> _Application:
+        due = d.get("due_disbursement")
+        return cls(doc=d["doc"], digest=d["digest"], application_id=d["application_id"],
+                   received_at=datetime.fromisoformat(d["received_at"]),
+                   due_decision=datetime.fromisoformat(d["due_decision"]), status=d["status"],
+                   decision=d["decision"], disbursement=d["disbursement"],
+                   due_disbursement=datetime.fromisoformat(due) if due else None)
+
 
 @dataclass
 class _Booking:
@@ -217,6 +232,17 @@ class _Account:
     balance_minor: int = 0
     sequence: int = 0
     bookings: list[_Booking] = field(default_factory=list)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"currency": self.currency, "balance_minor": self.balance_minor, "sequence": self.sequence,
+                "bookings": [{**b.__dict__, "day": b.day.isoformat(), "counterparty": list(b.counterparty)}
+                             for b in self.bookings]}
+
+    @classmethod
+    def from_json_row(cls, number: str, d: dict[str, Any]) -> _Account:
+        bookings = [_Booking(**{**b, "day": date.fromisoformat(b["day"]),
+                                "counterparty": tuple(b["counterparty"])}) for b in d["bookings"]]
+        return cls(number, d["currency"], int(d["balance_minor"]), int(d["sequence"]), bookings)
 
 
 class BankBSandbox(RestSandbox):
@@ -260,6 +286,33 @@ class BankBSandbox(RestSandbox):
             self._accounts.clear()
             self._next_id = 1
 
+    # --- durable state (sandbox.state) ----------------------------------------------------------
+    def load_state(self) -> None:
+        for serial, doc in self.store.load("applications").items():
+            self._apps[serial] = _Application.from_json(doc)
+        self._notices.extend(self.store.load("notices").values())
+        for number, doc in self.store.load("accounts").items():
+            self._accounts[number] = _Account.from_json_row(number, doc)
+        self._next_id = int(self.store.get("meta", "next_id", 1))
+
+    def start(self, **kw: Any) -> BankBSandbox:
+        self._redeliver()
+        super().start(**kw)
+        return self
+
+    def _redeliver(self) -> None:
+        """Deliver the statement files a crash left staged (byte for byte the ones rendered)."""
+        with self._lock:
+            for key, data, meta in self.store.staged():
+                self._deliver(str(meta["name"]), data)
+                self.store.unstage(key)
+
+    def _save_app(self, app: _Application) -> None:
+        self.store.put("applications", app.doc["serial_no"], app.to_json())
+
+    def _save_account(self, acct: _Account) -> None:
+        self.store.put("accounts", acct.number, acct.to_json())
+
     def secrets(self) -> list[str]:
         return [self.secret]
 
@@ -273,18 +326,18 @@ class BankBSandbox(RestSandbox):
             return app.view() if app else None
 
     def _notice(self, kind: str, app: _Application, body: dict[str, Any]) -> None:
-        self._notices.append(
-            {
-                "notice_id": f"N{len(self._notices) + 1:08d}",
-                "type": kind,
-                "serial_no": app.doc["serial_no"],
-                "application_id": app.application_id,
-                "issued_at": self.clock().isoformat(),
-                "amount": app.doc["amount"],
-                "currency": app.doc["currency"],
-                **body,
-            }
-        )
+        notice = {
+            "notice_id": f"N{len(self._notices) + 1:08d}",
+            "type": kind,
+            "serial_no": app.doc["serial_no"],
+            "application_id": app.application_id,
+            "issued_at": self.clock().isoformat(),
+            "amount": app.doc["amount"],
+            "currency": app.doc["currency"],
+            **body,
+        }
+        self._notices.append(notice)
+        self.store.put("notices", notice["notice_id"], notice)
 
     def _decide(self, app: _Application) -> None:
         doc = app.doc
@@ -313,6 +366,7 @@ class BankBSandbox(RestSandbox):
                 "disbursed_amount": to_decimal_text(amount - interest, doc["currency"]),
             }
             app.due_disbursement = self.clock() + timedelta(seconds=self.disbursement_delay)
+        self._save_app(app)
         self._notice("DECISION", app, {"status": app.status, "decision": app.decision})
 
     def _disburse(self, app: _Application) -> None:
@@ -342,6 +396,7 @@ class BankBSandbox(RestSandbox):
             day=value_date,
             currency=doc["currency"],
         )
+        self._save_app(app)
         self._notice("DISBURSEMENT", app, {"status": app.status, "disbursement": app.disbursement})
 
     def _advance(self) -> None:
@@ -349,9 +404,11 @@ class BankBSandbox(RestSandbox):
         now = self.clock()
         for app in self._apps.values():
             if app.status == "RECEIVED" and now >= app.due_decision:
-                self._decide(app)
+                with self.store.transaction():
+                    self._decide(app)
             if app.status == "APPROVED" and app.due_disbursement is not None and now >= app.due_disbursement:
-                self._disburse(app)
+                with self.store.transaction():
+                    self._disburse(app)
 
     def _accept(self, doc: dict[str, Any], *, applied: bool = True) -> _Application:
         app = _Application(
@@ -363,15 +420,19 @@ class BankBSandbox(RestSandbox):
         )
         self._next_id += 1
         self._apps[doc["serial_no"]] = app
-        if applied:
-            self.applied(doc["serial_no"])
+        with self.store.transaction():
+            self._save_app(app)
+            self.store.put("meta", "next_id", self._next_id)
+            if applied:
+                self.applied(doc["serial_no"])
         return app
 
     def seed(self, count: int) -> None:
         """Exactly ``count`` notices: decided and disbursed applications (the last one only approved
         when ``count`` is odd)."""
         self.reset_data()
-        with self._lock:
+        self.store.clear()
+        with self._lock, self.store.transaction():
             for i in range((count + 1) // 2):
                 sup = enterprise(i + 1)
                 app = self._accept(_application_doc(f"SEED{i:06d}", sup, on=today(self.clock)),
@@ -381,6 +442,7 @@ class BankBSandbox(RestSandbox):
                     self._disburse(app)
                 else:
                     app.due_disbursement = None  # approved, never disbursed
+                    self._save_app(app)
 
     # --- statements ---------------------------------------------------------------------------
     def book(
@@ -400,7 +462,7 @@ class BankBSandbox(RestSandbox):
         """Book a movement on an account at Bank B (shows on the next statement of that day)."""
         if credit_debit not in ("CRDT", "DBIT") or amount_minor <= 0:
             raise ValueError("credit_debit CRDT/DBIT and a positive amount are required")
-        with self._lock:
+        with self._lock, self.store.transaction():
             acct = self._accounts.setdefault(account, _Account(account, currency))
             acct.bookings.append(
                 _Booking(
@@ -414,6 +476,7 @@ class BankBSandbox(RestSandbox):
                     remittance_ascii,
                 )
             )
+            self._save_account(acct)
 
     def close_day(self, day: date | None = None) -> list[Path | str]:
         """Render and deliver the statements of ``day`` (default today) for every account that moved."""
@@ -429,22 +492,31 @@ class BankBSandbox(RestSandbox):
                 todays = [b for b in acct.bookings if b.day == day]
                 if not todays:
                     continue
-                acct.bookings = [b for b in acct.bookings if b.day != day]
-                acct.sequence += 1
+                sequence = acct.sequence + 1
                 opening = acct.balance_minor
-
                 created = self.clock()
-                swift = _statement(acct, todays, day, opening, ascii_only=True, created_at=created)
-                acct.balance_minor = swift.closing_balance_minor or 0
-                stem = f"BANKB_{acct.number}_{day:%Y%m%d}_{acct.sequence:05d}"
+                swift = _statement(acct, todays, day, opening, sequence, ascii_only=True, created_at=created)
+                stem = f"BANKB_{acct.number}_{day:%Y%m%d}_{sequence:05d}"
                 files: list[tuple[str, bytes]] = []
                 if "mt940" in self.statement_formats:
                     files.append((stem + ".sta", render_mt940([swift], sender=BANK_BIC).encode("ascii")))
                 if "csv" in self.statement_formats:
-                    chinese = _statement(acct, todays, day, opening, ascii_only=False, created_at=created)
+                    chinese = _statement(acct, todays, day, opening, sequence, ascii_only=False,
+                                         created_at=created)
                     files.append((stem + ".csv", render_bank_csv(chinese, CN_BANK_CSV)))
+                # the day's bookings leave the account, the sequence and balance move on and the files
+                # are staged in one transaction; they are delivered after it commits (and again at the
+                # next start if a crash comes in between), so a sequence never has a gap
+                with self.store.transaction():
+                    acct.bookings = [b for b in acct.bookings if b.day != day]
+                    acct.sequence = sequence
+                    acct.balance_minor = swift.closing_balance_minor or 0
+                    self._save_account(acct)
+                    for name, data in files:
+                        self.store.stage(f"statement:{name}", data, name=name)
                 for name, data in files:
                     delivered.append(self._deliver(name, data))
+                    self.store.unstage(f"statement:{name}")
         return delivered
 
     def close_days_through(self, day: date) -> list[Path | str]:
@@ -589,8 +661,8 @@ class BankBSandbox(RestSandbox):
             )
 
 
-def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int, *, ascii_only: bool,
-               created_at: datetime) -> Any:
+def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int, sequence: int, *,
+               ascii_only: bool, created_at: datetime) -> Any:
     """One day's statement of ``acct``; ``ascii_only`` for MT940 (SWIFT character set, no Chinese)."""
     from ledger.canonical import Party, Statement, StatementEntry
 
@@ -615,10 +687,10 @@ def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int
     )
     return Statement(
         source_format="mt940" if ascii_only else "csv:cn-bank",
-        statement_id=f"BKB{day:%Y%m%d}{acct.sequence:05d}",
+        statement_id=f"BKB{day:%Y%m%d}{sequence:05d}",
         account=acct.number,
         currency=acct.currency,
-        sequence=acct.sequence,
+        sequence=sequence,
         created_at=created_at,
         from_date=day,
         to_date=day,

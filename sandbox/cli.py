@@ -8,6 +8,8 @@ sandbox credentials) for other tools; runs until Ctrl-C (or ``--duration``).
 
 ``start_all(workdir)`` is the same thing as a function (the demo and tests use it); it returns a
 ``SandboxFleet`` whose ``endpoints()`` is the JSON document and ``stop()`` stops everything.
+State is durable under ``<workdir>/state`` (``sandbox.state``): starting again on the same workdir
+resumes every registration, batch, application and write-back (``--fresh`` starts empty).
 Light at import: servers are imported inside functions. Loopback only, never in production.
 """
 
@@ -110,17 +112,20 @@ def start_all(
     workdir.mkdir(parents=True, exist_ok=True)
     sftp_root = workdir / "sftp"
     sftp_root.mkdir(exist_ok=True)
+    state = workdir / "state"
     fleet = SandboxFleet(workdir)
     try:
         tls_dir = workdir / "tls" if https else None
-        srm = SrmSandbox(tls_dir=tls_dir / "srm" if tls_dir else None, clock=clock)
-        srm.seed(25)
+        srm = SrmSandbox(tls_dir=tls_dir / "srm" if tls_dir else None, clock=clock, state_dir=state)
+        if not srm.payable("AP-20261128-000001"):
+            srm.seed(25)   # a first start; a restart resumes what the SRM already has
         srm.start()
         fleet._stops.append(srm.stop)
         fleet.handles["srm"] = srm
         fleet.systems["srm"] = _rest_entry(srm)
 
-        registry = RegistrySandbox(tls_dir=tls_dir / "registry" if tls_dir else None, clock=clock)
+        registry = RegistrySandbox(tls_dir=tls_dir / "registry" if tls_dir else None, clock=clock,
+                                   state_dir=state)
         registry.start()
         fleet._stops.append(registry.stop)
         fleet.handles["registry"] = registry
@@ -158,6 +163,7 @@ def start_all(
             deliver=deliver,
             statement_dir=sftp_root / "bank_b" / "statements",
             clock=clock,
+            state_dir=state,
         )
         bank_b.start()
         fleet._stops.append(bank_b.stop)
@@ -174,7 +180,8 @@ def start_all(
         treasury_mod = _optional("sandbox.treasury")
         engines = []
         if treasury_mod is not None:
-            treasury = treasury_mod.start_treasury_sandbox(clock=clock, security_clock=SYSTEM_CLOCK)
+            treasury = treasury_mod.start_treasury_sandbox(clock=clock, security_clock=SYSTEM_CLOCK,
+                                                           state_dir=state)
             fleet._stops.append(treasury.stop)
             fleet.handles["treasury"] = treasury
             engines.append(treasury.engine)
@@ -190,7 +197,8 @@ def start_all(
         bank_a_mod = _optional("sandbox.bank_a")
         if bank_a_mod is not None:
             bank_a = bank_a_mod.start_bank_a_sandbox(sftp_root=sftp_root / "bank_a", linked_engines=engines,
-                                                     clock=clock, security_clock=SYSTEM_CLOCK)
+                                                     clock=clock, security_clock=SYSTEM_CLOCK,
+                                                     state_dir=state)
             fleet._stops.append(bank_a.stop)
             fleet.handles["bank_a"] = bank_a
             fleet.systems["bank_a"] = {
@@ -245,7 +253,7 @@ def _print(fleet: SandboxFleet) -> None:
 
 
 @app.command()
-def up(
+def up(  # noqa: PLR0917 - one parameter per command-line option
     workdir: Annotated[Path | None, typer.Option(help="Sandbox state (default: <data_dir>/sandbox).")] = None,
     json_file: Annotated[
         Path | None, typer.Option("--json", help="Also write the endpoints as JSON (mode 0600).")
@@ -257,13 +265,18 @@ def up(
         None, "--duration", help="Stop after this many seconds (default: Ctrl-C)."
     ),
     https: bool = typer.Option(False, "--https", help="Serve the REST sandboxes over TLS (private CA)."),
+    fresh: bool = typer.Option(False, "--fresh", help="Forget the sandboxes' saved state first."),
 ) -> None:
-    """Start every sandbox, print endpoints and credentials, run until Ctrl-C."""
+    """Start every sandbox, print endpoints and credentials, run until Ctrl-C (state is kept)."""
+    import shutil
+
     from cvhub.settings import Settings
 
     settings = Settings.from_env()
     if workdir is None:
         workdir = settings.data_dir / "sandbox"
+    if fresh:
+        shutil.rmtree(workdir / "state", ignore_errors=True)
     fleet = start_all(workdir, statement_every=statement_every or None, https=https, clock=settings.clock)
     try:
         _print(fleet)

@@ -142,6 +142,22 @@ class RegistrySandbox(RestSandbox):
             self._by_request.clear()
             self._seq = 0
 
+    def load_state(self) -> None:
+        self._regs.update(self.store.load("registrations"))
+        for request_no, (digest, op, result) in self.store.load("requests").items():
+            self._by_request[request_no] = (digest, op, result)
+        self._seq = int(self.store.get("meta", "seq", 0))
+
+    def _save(self, record: dict[str, Any]) -> None:
+        """Mirror one registration into the durable store (inside the caller's transaction)."""
+        self.store.put("registrations", record["registration_no"], record)
+        self.store.put("meta", "seq", self._seq)
+
+    def _remember(self, request_no: str, digest: str, op: str, result: dict[str, Any]) -> None:
+        """Record what ``request_no`` produced, for its idempotent replays."""
+        self._by_request[request_no] = (digest, op, result)
+        self.store.put("requests", request_no, [digest, op, result])
+
     def _new_number(self) -> tuple[int, str]:
         self._seq += 1
         day = self.clock().strftime("%Y%m%d")
@@ -174,6 +190,7 @@ class RegistrySandbox(RestSandbox):
             "_seq": seq,
         }
         self._regs[number] = record
+        self._save(record)
         return {**_public(record), "conflicts": conflicts}
 
     def add_registration(
@@ -181,7 +198,7 @@ class RegistrySandbox(RestSandbox):
     ) -> dict[str, Any]:
         """Put a registration on file directly (e.g. a competing funder's: a conflict to detect)."""
         funder = enterprise(grantee_no)
-        with self._lock:
+        with self._lock, self.store.transaction():
             doc = {
                 "request_no": request_no or f"EXT-{self._seq + 1:08d}",
                 "kind": "TRANSFER",
@@ -196,11 +213,12 @@ class RegistrySandbox(RestSandbox):
                 "term_months": 12,
             }
             result = self._register(doc)
-            self._by_request[str(doc["request_no"])] = (_digest(doc), "register", result)
+            self._remember(str(doc["request_no"]), _digest(doc), "register", result)
             return result
 
     def seed(self, count: int) -> None:
         self.reset_data()
+        self.store.clear()
         for i in range(count):
             self.add_registration(
                 grantor_uscc=OBLIGOR.uscc, voucher_id=f"CV-SEED-{i:05d}", request_no=f"SEED-{i:06d}"
@@ -277,12 +295,12 @@ class RegistrySandbox(RestSandbox):
                         )
             except (ValueError, TypeError, AttributeError):
                 return _error(400, "BAD_REQUEST", "body must be a registration JSON object")
-            with self._lock:
+            with self._lock, self.store.transaction():
                 replay = idempotent(doc["request_no"], "register", doc)
                 if replay is not None:
                     return replay
                 result = self._register(doc)
-                self._by_request[doc["request_no"]] = (_digest(doc), "register", result)
+                self._remember(doc["request_no"], _digest(doc), "register", result)
                 self.applied(doc["request_no"])
             return JSONResponse(result, status_code=201)
 
@@ -364,7 +382,7 @@ class RegistrySandbox(RestSandbox):
                 request_no = str(doc["request_no"])
             except (ValueError, KeyError, TypeError):
                 return _error(400, "BAD_REQUEST", "body must be JSON with request_no")
-            with self._lock:
+            with self._lock, self.store.transaction():
                 replay = idempotent(request_no, op, {**doc, "registration_no": registration_no})
                 if replay is not None:
                     return replay
@@ -378,13 +396,14 @@ class RegistrySandbox(RestSandbox):
                     changes = doc.get("changes")
                     if not isinstance(changes, dict) or not changes:
                         return _error(422, "NO_CHANGES", "changes must be a non-empty object")
+                    bad = [k for k in changes if k not in ("grantee", "property", "term_months")]
+                    if bad:  # checked before anything changes: a refused amendment applies nothing
+                        return _error(422, "BAD_CHANGE", f"field {bad[0]} cannot be amended")
                     for k, v in changes.items():
                         if k in ("grantee", "property"):
                             record[k] = {**record[k], **v}
-                        elif k == "term_months":
-                            record[k] = int(v)
                         else:
-                            return _error(422, "BAD_CHANGE", f"field {k} cannot be amended")
+                            record[k] = int(v)
                     record["status"] = "AMENDED"
                     record["amendments"].append({"request_no": request_no, "at": now, "changes": changes})
                 else:
@@ -392,11 +411,8 @@ class RegistrySandbox(RestSandbox):
                     record["cancelled_at"] = now
                     record["cancel_reason"] = str(doc.get("reason") or "")
                 result = _public(record)
-                self._by_request[request_no] = (
-                    _digest({**doc, "registration_no": registration_no}),
-                    op,
-                    result,
-                )
+                self._save(record)
+                self._remember(request_no, _digest({**doc, "registration_no": registration_no}), op, result)
                 self.applied(request_no)
             return JSONResponse(result)
 

@@ -34,6 +34,7 @@ from pydantic import BaseModel, ConfigDict
 from canonical.clock import SYSTEM_CLOCK, Clock
 from sandbox.rest_faults import ALL_KINDS, Fault, FaultMiddleware, FaultPlan
 from sandbox.rest_tls import SandboxTls, make_sandbox_tls
+from sandbox.state import SandboxStore
 
 
 class Contract(BaseModel):
@@ -79,6 +80,7 @@ class RestSandbox:
         https: bool = False,
         tls_dir: Path | None = None,
         clock: Clock = SYSTEM_CLOCK,
+        state_dir: Path | None = None,
     ) -> None:
         # The sandbox's business clock (canonical.clock): dates of statements, registration numbers,
         # decisions and audit stamps. The sandbox stack hands every sandbox the same one.
@@ -92,6 +94,8 @@ class RestSandbox:
         self._lock = threading.RLock()
         self._journal: list[tuple[str, str | None]] = []
         self._effects: Counter[str] = Counter()
+        # Durable state (sandbox.state): ``<state_dir>/<name>.sqlite``; None keeps it in memory only.
+        self.store = SandboxStore.open(state_dir, self.name, clock=clock)
         # The sandbox module's docstring (API, authentication, faults) becomes the document's description.
         description = sys.modules[type(self).__module__].__doc__ or ""
         self.app = FastAPI(title=self.title, version="1.0.0", description=description)
@@ -102,6 +106,9 @@ class RestSandbox:
         self._thread: threading.Thread | None = None
         self.host = "127.0.0.1"
         self.port = 0
+        with self._lock:
+            self._effects.update({k: int(v) for k, v in self.store.load("effects").items()})
+            self.load_state()
 
     # --- to override --------------------------------------------------------------------------
     def build_routes(self, app: FastAPI) -> None:
@@ -109,6 +116,10 @@ class RestSandbox:
 
     def reset_data(self) -> None:
         """Forget every business record (called by ``reset``)."""
+
+    def load_state(self) -> None:
+        """Rebuild the business records from ``self.store`` (called once, at construction, under the
+        lock; a sandbox without a state directory has nothing to load)."""
 
     def seed(self, count: int) -> None:
         raise NotImplementedError
@@ -142,9 +153,11 @@ class RestSandbox:
             self._journal.append((operation, ref))
 
     def applied(self, ref: str) -> None:
-        """Count one applied state change under ``ref`` (handlers call this exactly when they apply)."""
-        with self._lock:
+        """Count one applied state change under ``ref`` (handlers call this exactly when they apply,
+        inside the store transaction that applies it, so the count is as durable as the change)."""
+        with self._lock, self.store.transaction():
             self._effects[ref] += 1
+            self.store.put("effects", ref, self._effects[ref])
 
     def journal(self) -> list[tuple[str, str | None]]:
         with self._lock:
@@ -174,6 +187,7 @@ class RestSandbox:
             self._journal.clear()
             self._effects.clear()
             self.reset_data()
+            self.store.clear()
 
     def operations(self) -> list[str]:
         return [
@@ -284,6 +298,11 @@ class RestSandbox:
         if self._tls_tmp is not None:
             self._tls_tmp.cleanup()
             self._tls_tmp = None
+
+    def close(self) -> None:
+        """Stop serving and close the durable store (the sandbox cannot be started again)."""
+        self.stop()
+        self.store.close()
 
     def __enter__(self) -> RestSandbox:
         return self.start()

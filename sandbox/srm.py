@@ -184,6 +184,22 @@ class SrmSandbox(RestSandbox):
             self._idem.clear()
             self._next_no = 1
 
+    def load_state(self) -> None:
+        for pid, record in self.store.load("payables").items():
+            self._payables[pid] = record
+        self._order.extend(sorted(self._payables, key=lambda p: self._payables[p]["_seq"]))
+        for key, (digest, status, result) in self.store.load("idempotency").items():
+            self._idem[key] = (digest, int(status), result)
+        self._next_no = int(self.store.get("meta", "next_no", 1))
+
+    def _save(self, record: dict[str, Any]) -> None:
+        """Mirror one payable (with its write-back state) into the durable store."""
+        self.store.put("payables", record["payable_id"], record)
+
+    def _remember(self, key: str, digest: str, status: int, result: dict[str, Any]) -> None:
+        self._idem[key] = (digest, status, result)
+        self.store.put("idempotency", key, [digest, status, result])
+
     def add_payable(
         self,
         *,
@@ -193,7 +209,7 @@ class SrmSandbox(RestSandbox):
         due_date: date | None = None,
     ) -> dict[str, Any]:
         """Confirm one more payable (it appears at the end of the listing)."""
-        with self._lock:
+        with self._lock, self.store.transaction():
             n = self._next_no
             self._next_no += 1
             sup = enterprise(supplier if supplier is not None else n % 50 + 1)
@@ -221,10 +237,13 @@ class SrmSandbox(RestSandbox):
             }
             self._payables[record["payable_id"]] = record
             self._order.append(record["payable_id"])
+            self._save(record)
+            self.store.put("meta", "next_no", self._next_no)
             return _public(record)
 
     def seed(self, count: int) -> None:
         self.reset_data()
+        self.store.clear()
         for _ in range(count):
             self.add_payable()
 
@@ -325,7 +344,7 @@ class SrmSandbox(RestSandbox):
             if status not in WRITE_BACK_STATUSES:
                 return _error(422, "BAD_STATUS", f"status must be one of {', '.join(WRITE_BACK_STATUSES)}")
             digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-            with self._lock:
+            with self._lock, self.store.transaction():
                 seen = self._idem.get(idempotency_key)
                 if seen is not None:
                     if seen[0] != digest:
@@ -343,9 +362,10 @@ class SrmSandbox(RestSandbox):
                         "status": status,
                         "updated_at": self.clock().isoformat(),
                     }
+                    self._save(record)
                     self.applied(payable_id)
                 result = {"payable_id": payable_id, "voucher": record["voucher"]}
-                self._idem[idempotency_key] = (digest, 200, result)
+                self._remember(idempotency_key, digest, 200, result)
             return JSONResponse(result)
 
         @app.post(
@@ -375,7 +395,7 @@ class SrmSandbox(RestSandbox):
             if not 1 <= len(items) <= BATCH_MAX:
                 return _error(422, "BATCH_SIZE", f"a batch holds 1..{BATCH_MAX} items, not {len(items)}")
             digest = hashlib.sha256(json.dumps(doc, sort_keys=True).encode()).hexdigest()
-            with self._lock:
+            with self._lock, self.store.transaction():
                 seen = self._idem.get(idempotency_key)
                 if seen is not None:
                     if seen[0] != digest:
@@ -391,7 +411,7 @@ class SrmSandbox(RestSandbox):
                     "applied": sum(1 for r in results if r["applied"]),
                     "failed": failed,
                 }
-                self._idem[idempotency_key] = (digest, 200, body)
+                self._remember(idempotency_key, digest, 200, body)
             return JSONResponse(body)
 
     def _apply_item(self, item: dict[str, Any], firsts: dict[str, str]) -> dict[str, Any]:
@@ -437,6 +457,7 @@ class SrmSandbox(RestSandbox):
                 "status": status,
                 "updated_at": self.clock().isoformat(),
             }
+            self._save(record)
             self.applied(pid)
         return {
             "payable_id": pid,

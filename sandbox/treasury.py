@@ -11,7 +11,9 @@ settles (ACSC) or is rejected (RJCT) by the switchable ``reject_rule``. Executed
 so the sandbox banks can put them on their statements (``PaymentEngine.executed()``).
 
 The ``PaymentEngine`` is also what sandbox bank A uses for pain.001 files received over SFTP.
-Sandbox only: state lives in memory, never import airflow.
+State lives in memory, mirrored into a durable store when the sandbox is given a state directory
+(``sandbox.state``: a restarted treasury still knows every batch it was sent). Sandbox only, never
+import airflow.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from sandbox.soap_server import (
     SoapService,
     parse_hardened,
 )
+from sandbox.state import SandboxStore
 
 TREASURY_NS = "urn:cvhub:treasury:1"
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "connectors" / "treasury"
@@ -89,6 +92,7 @@ class Batch:
     due_at: datetime
     instructions: list[tuple[str, PaymentInstruction]]   # (PmtInfId, instruction)
     results: list[ExecutedPayment] = field(default_factory=list)
+    document: bytes = b""            # the pain.001 as received (the durable state keeps it)
 
     @property
     def status(self) -> str:
@@ -132,7 +136,8 @@ class PaymentEngine:
     """Receives pain.001 batches, executes them when due, keeps what was paid. Thread-safe."""
 
     def __init__(self, *, clock: Clock | None = None, execution_delay: timedelta = timedelta(seconds=0.3),
-                 reject_rule: RejectRule | None = None, name: str = "treasury") -> None:
+                 reject_rule: RejectRule | None = None, name: str = "treasury",
+                 store: SandboxStore | None = None, prefix: str = "") -> None:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self.execution_delay = execution_delay
         self.reject_rule: RejectRule = reject_rule or RejectAccounts()
@@ -143,6 +148,11 @@ class PaymentEngine:
         self._by_msg_id: dict[str, str] = {}
         self._lock = threading.RLock()
         self._report_seq = 0
+        # durable state (sandbox.state); ``prefix`` names this engine's tables in a shared store
+        self.store = store or SandboxStore(None)
+        self._t = prefix
+        with self._lock:
+            self._load()
 
     def reset(self) -> None:
         with self._lock:
@@ -150,6 +160,37 @@ class PaymentEngine:
             self.reports.clear()
             self.applied.clear()
             self._by_msg_id.clear()
+            with self.store.transaction():
+                for table in ("batches", "reports", "applied", "meta"):
+                    for key in self.store.load(self._t + table):
+                        self.store.delete(self._t + table, key)
+
+    # --- durable state ----------------------------------------------------------------------------
+    def _load(self) -> None:
+        for serial, d in self.store.load(self._t + "batches").items():
+            data = base64.b64decode(d["document"])
+            _, instructions = parse_pain001(data, source=f"{self.name}:{serial}")
+            pmtinf = _pmtinf_ids(data)
+            batch = Batch(serial, d["sha256"], d["version"], d["message_id"],
+                          datetime.fromisoformat(d["received_at"]), datetime.fromisoformat(d["due_at"]),
+                          [(pmtinf.get(i.end_to_end_id, ""), i) for i in instructions], document=data)
+            for (pmt_id, i), (status, reason) in zip(batch.instructions, d["results"], strict=False):
+                batch.results.append(ExecutedPayment(serial, batch.message_id, pmt_id, i, status, reason,
+                                                     batch.due_at))
+            self.batches[serial] = batch
+            self._by_msg_id[batch.message_id] = serial
+        for seq, d in self.store.load(self._t + "reports").items():
+            self.reports.append(PublishedReport(int(seq), d["serial"], d["status"],
+                                                base64.b64decode(d["report"])))
+        self.applied.update({k: int(v) for k, v in self.store.load(self._t + "applied").items()})
+        self._report_seq = int(self.store.get(self._t + "meta", "report_seq", 0))
+
+    def _save(self, batch: Batch) -> None:
+        self.store.put(self._t + "batches", batch.serial, {
+            "sha256": batch.sha256, "version": batch.version, "message_id": batch.message_id,
+            "received_at": batch.received_at.isoformat(), "due_at": batch.due_at.isoformat(),
+            "document": base64.b64encode(batch.document).decode(),
+            "results": [[r.status, r.reason_code] for r in batch.results]})
 
     def accept(self, serial: str, data: bytes, version: str) -> tuple[Batch, bool]:
         """Register a batch; returns (batch, duplicate). Idempotent by serial + content hash."""
@@ -174,10 +215,13 @@ class PaymentEngine:
             pmtinf = _pmtinf_ids(data)
             now = self.clock()
             batch = Batch(serial, sha, version, msg_id, now, now + self.execution_delay,
-                          [(pmtinf.get(i.end_to_end_id, ""), i) for i in instructions])
-            self.batches[serial] = batch
-            self.applied[serial] += 1
-            self._by_msg_id[msg_id] = serial
+                          [(pmtinf.get(i.end_to_end_id, ""), i) for i in instructions], document=data)
+            with self.store.transaction():  # committed before the submitter hears back
+                self.batches[serial] = batch
+                self.applied[serial] += 1
+                self._by_msg_id[msg_id] = serial
+                self._save(batch)
+                self.store.put(self._t + "applied", serial, self.applied[serial])
             return batch, False
 
     def advance(self) -> int:
@@ -188,14 +232,21 @@ class PaymentEngine:
             for batch in self.batches.values():
                 if batch.results or batch.due_at > now:
                     continue
-                for pmt_id, i in batch.instructions:
-                    rej = self.reject_rule(i)
-                    batch.results.append(ExecutedPayment(
-                        batch.serial, batch.message_id, pmt_id, i, "RJCT" if rej else "ACSC",
-                        rej[0] if rej else None, batch.due_at))
-                    n += 1
-                self.reports.append(PublishedReport(len(self.reports) + 1, batch.serial, batch.status,
-                                                    self.status_report(batch)))
+                # the execution, its published report and the report counter commit together
+                with self.store.transaction():
+                    for pmt_id, i in batch.instructions:
+                        rej = self.reject_rule(i)
+                        batch.results.append(ExecutedPayment(
+                            batch.serial, batch.message_id, pmt_id, i, "RJCT" if rej else "ACSC",
+                            rej[0] if rej else None, batch.due_at))
+                        n += 1
+                    report = PublishedReport(len(self.reports) + 1, batch.serial, batch.status,
+                                             self.status_report(batch))
+                    self.reports.append(report)
+                    self._save(batch)
+                    self.store.put(self._t + "reports", str(report.sequence), {
+                        "serial": report.serial, "status": report.status,
+                        "report": base64.b64encode(report.report).decode()})
         return n
 
     def get(self, serial: str) -> Batch | None:
@@ -218,9 +269,10 @@ class PaymentEngine:
 
     def status_report(self, batch: Batch) -> bytes:
         """The pain.002 for ``batch`` as it stands now (PDNG, or per-transaction ACSC/RJCT)."""
-        with self._lock:
+        with self._lock, self.store.transaction():
             self._report_seq += 1
             seq = self._report_seq
+            self.store.put(self._t + "meta", "report_seq", seq)
         statuses = [PaymentStatus(level="group", original_message_id=batch.message_id, status=batch.status)]
         if batch.results:
             for r in batch.results:
@@ -351,7 +403,9 @@ class TreasurySandbox:
     def stop(self) -> None:
         if self._ticker is not None:
             self._ticker.stopped.set()
+            self._ticker.join(timeout=5)
         self.server.stop()
+        self.engine.store.close()
 
     def __enter__(self) -> TreasurySandbox:
         return self
@@ -370,13 +424,17 @@ def start_treasury_sandbox(*, port: int = 0, username: str = SANDBOX_USERNAME,
                            execution_delay: timedelta = timedelta(seconds=0.3),
                            reject_rule: RejectRule | None = None, tick: float | None = 0.1,
                            security: SecurityPolicy | None = None,
-                           tls: tuple[Path, Path] | None = None) -> TreasurySandbox:
+                           tls: tuple[Path, Path] | None = None,
+                           state_dir: Path | None = None) -> TreasurySandbox:
     """Start the treasury sandbox on 127.0.0.1:<port> (0 = ephemeral). ``tick`` None: batches
     execute only when someone asks (queries, ``engine.advance()``), for tests on a manual clock.
     ``tls``: (certificate, key) to serve https (``sandbox.rest_tls.make_sandbox_tls``). ``clock`` is the
     business clock (execution, value dates); WS-Security timestamps are checked against
-    ``security_clock`` (default: ``clock``, so a test pins both; the sandbox stack passes real time)."""
-    engine = PaymentEngine(clock=clock, execution_delay=execution_delay, reject_rule=reject_rule)
+    ``security_clock`` (default: ``clock``, so a test pins both; the sandbox stack passes real time).
+    ``state_dir``: keep batches, executions and reports durably in ``<state_dir>/treasury.sqlite``
+    (``sandbox.state``) and resume them; None keeps them in memory only."""
+    engine = PaymentEngine(clock=clock, execution_delay=execution_delay, reject_rule=reject_rule,
+                           store=SandboxStore.open(state_dir, "treasury", clock=clock))
     handlers = TreasuryService(engine)
     policy = security or SecurityPolicy(username=username, password=password, digest_policy=digest_policy)
     service = SoapService(name="treasury", wsdl_path=CONTRACT_DIR / "treasury.wsdl",

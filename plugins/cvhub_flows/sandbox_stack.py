@@ -12,6 +12,14 @@ clock (``canonical.clock.SettableClock``): statements, registration numbers, dec
 audit stamps follow it, and the caller moves it (``clock.set_day(maturity)``). Only security timestamps
 (WS-Security, request-signature windows, TLS certificates) are checked against real time.
 
+The sandboxes keep their state durably under ``<root>/state`` (``sandbox.state``: one SQLite file
+per sandbox, written through before each answer) and their files under ``<root>/sftp_*``, like the
+systems they stand in for: stopping the stack — or killing the process with it — and starting it
+again on the same ``root`` resumes every registration, payment batch, financing application,
+write-back and statement sequence. The stack's clock never starts earlier than the last instant a
+sandbox committed (``sandbox.state.high_water``), and ``advance_to_day`` only moves it forward:
+business time does not run backwards for the outside world across a restart.
+
 Sandbox credentials are throwaway values generated per start; they exist only in this process and
 in the connections it exports.
 """
@@ -30,7 +38,7 @@ from canonical.clock import SYSTEM_CLOCK, SettableClock, today
 
 @dataclass
 class SandboxStack:
-    """All sandboxes; ``root`` keeps their SFTP directories (persistent across runs if reused)."""
+    """All sandboxes; ``root`` keeps their durable state and SFTP directories (resumed when reused)."""
 
     root: Path
     clock: SettableClock
@@ -50,9 +58,15 @@ class SandboxStack:
         from sandbox.registry import RegistrySandbox
         from sandbox.sftp_server import SftpSandbox, generate_ed25519_key
         from sandbox.srm import SrmSandbox
+        from sandbox.state import high_water
         from sandbox.treasury import start_treasury_sandbox
 
         self.root.mkdir(parents=True, exist_ok=True)
+        state = self.state_dir
+        state.mkdir(parents=True, exist_ok=True)
+        resumed = high_water(state)
+        if resumed is not None and resumed > self.clock():
+            self.clock.set(resumed)
         self._client_key, public = generate_ed25519_key()
         try:
             for name in ("bank_a", "bank_b", "finance"):
@@ -61,27 +75,43 @@ class SandboxStack:
                 self.sftp[name] = box
             (self.root / "sftp_finance" / "finance").mkdir(parents=True, exist_ok=True)
             (self.root / "sftp_bank_b" / "statements").mkdir(parents=True, exist_ok=True)
-            self.srm = SrmSandbox(clock=self.clock).start()
-            self.registry = RegistrySandbox(clock=self.clock).start()
+            self.srm = SrmSandbox(clock=self.clock, state_dir=state).start()
+            self.registry = RegistrySandbox(clock=self.clock, state_dir=state).start()
             # Business time follows the stack's clock; WS-Security timestamps are checked against real
             # time (the clients stamp their messages with the real clock).
-            self.treasury = start_treasury_sandbox(clock=self.clock, security_clock=SYSTEM_CLOCK)
+            self.treasury = start_treasury_sandbox(clock=self.clock, security_clock=SYSTEM_CLOCK,
+                                                   state_dir=state)
             self.bank_a = start_bank_a_sandbox(
                 sftp_root=self.root / "sftp_bank_a", clock=self.clock, security_clock=SYSTEM_CLOCK,
-                linked_engines=[self.treasury.engine], accounts=set(self.obligor_accounts) or None)
+                linked_engines=[self.treasury.engine], accounts=set(self.obligor_accounts) or None,
+                state_dir=state)
             box_b = self.sftp["bank_b"]
-            self.bank_b = start_bank_b(clock=self.clock,
+            self.bank_b = start_bank_b(clock=self.clock, state_dir=state,
                                        deliver=lambda name, data: box_b.put_file("statements", name, data))
         except BaseException:
             self.stop()
             raise
         return self
 
+    @property
+    def state_dir(self) -> Path:
+        """Where the sandboxes keep their durable state (one ``<sandbox>.sqlite`` each)."""
+        return self.root / "state"
+
+    def advance_to_day(self, day: date) -> None:
+        """Move the business clock to ``day`` unless it is already there or later (a rerun of the
+        scenario after a restart must not take the outside world back in time)."""
+        from canonical.clock import start_of
+
+        if self.clock() < start_of(day):
+            self.clock.set_day(day)
+
     def stop(self) -> None:
         for s in (self.bank_b, self.bank_a, self.treasury, self.registry, self.srm, *self.sftp.values()):
             if s is not None:
                 try:
-                    s.stop()
+                    close = getattr(s, "close", None)
+                    (close or s.stop)()
                 except Exception:  # noqa: S112 - best effort: stop the others too
                     continue
 
