@@ -53,9 +53,11 @@ def list_cmd(
             _fail(f"bad --status {status!r}: {e}")
         for item in items:
             d = item.as_dict()
-            typer.echo(json.dumps({k: d[k] for k in ("id", "flow", "item_ref", "status", "reason_code",
-                                                     "message", "occurrences", "created_at")},
-                                  ensure_ascii=False))
+            row = {k: d[k] for k in ("id", "flow", "item_ref", "status", "reason_code", "message",
+                                     "occurrences", "created_at")}
+            if d["context"].get("next_action"):   # a flow that knows what the operator should do says so
+                row["next_action"] = d["context"]["next_action"]
+            typer.echo(json.dumps(row, ensure_ascii=False))
 
 
 @app.command()

@@ -11,7 +11,9 @@ Steps (tasks of ``dags/maturity_clearing.py``), each idempotent for its business
 3. ``send_batch``: submit one batch to the treasury under its MsgId as serial (idempotent there;
    an unknown outcome is resolved by query inside the connector), then ``mark_sent``.
 4. ``check_status``: each sent batch's pain.002; rejected transactions become ``mark_returned`` and
-   RETURN exceptions for reconciliation. Settlement itself comes from bank statements (recon).
+   RETURN exceptions for reconciliation. Settlement itself comes from bank statements (recon). A
+   sent batch the treasury has no record of is resent under the same MsgId (its planned pain.001),
+   never under a new one.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Literal
 from sqlalchemy import select
 
 from connectors.archive import Archive
+from connectors.errors import NotFound
 from cvhub.settings import Settings
 from ledger.canonical import Party, PaymentInstruction
 from ledger.models import InstructionRow, PartyRow, VoucherRow
@@ -108,6 +111,17 @@ def send_batch(settings: Settings, ref: dict[str, Any], *, on: date) -> dict[str
             "sent": len(cmds)}
 
 
+def _sent_document(settings: Settings, msg_id: str) -> bytes:
+    """The pain.001 that ``plan_batches`` wrote for ``msg_id`` (the latest interval's, if planned on
+    several days: the treasury has none of them, and they differ only in their creation time)."""
+    root = settings.data_dir / "flows" / FLOW
+    found = sorted(root.glob(f"*/{msg_id}.xml")) if root.is_dir() else []
+    if not found:
+        raise RuntimeError(f"batch {msg_id} is unknown to the treasury and its pain.001 is not under {root}: "
+                           "it cannot be resent under the same MsgId (restore the batch file)")
+    return found[-1].read_bytes()
+
+
 def check_status(settings: Settings, *, on: date, interval: str) -> dict[str, int]:
     """Step 4: pain.002 of every sent batch; rejected transactions are marked returned."""
     from ledger.recon.service import record_payment_statuses
@@ -117,13 +131,21 @@ def check_status(settings: Settings, *, on: date, interval: str) -> dict[str, in
         sent = sorted(set(s.scalars(select(InstructionRow.message_id)
                                     .where(InstructionRow.status == "sent",
                                            InstructionRow.message_id.is_not(None)))))
-    counts = {"batches": len(sent), "accepted": 0, "rejected": 0, "pending": 0}
+    counts = {"batches": len(sent), "accepted": 0, "rejected": 0, "pending": 0, "resent": 0}
     if not sent:
         return counts
     statuses = []
     with TreasuryHook().get_client(Archive(settings.archive_dir)) as treasury:
         for msg_id in sent:
-            st = treasury.query_batch(msg_id)
+            try:
+                st = treasury.query_batch(msg_id)
+            except NotFound:
+                # the ledger sent this batch but the treasury has no record of it: the unknown-outcome
+                # rule, resolved here — resend the same pain.001 under the SAME MsgId (never a new one)
+                treasury.resolve_submit(msg_id, _sent_document(settings, msg_id))
+                counts["resent"] += 1
+                counts["pending"] += 1
+                continue
             write_batch(batch_path(settings, FLOW, interval, f"{msg_id}.pain002.xml"), st.report)
             statuses.extend(parse_pain002(st.report, source=f"treasury:{msg_id}"))
     returns = []

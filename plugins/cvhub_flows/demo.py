@@ -12,8 +12,11 @@ the DAGs in order with ``dag.test()``:
   statements over SFTP -> reconciliation (statements_bank_a, statements_bank_b) -> finance package
   delivered over SFTP (finance_package) -> registrations cancelled (registry_sync) -> ledger_verify.
 
-It prints a summary and the package path. Everything is keyed (ledger idempotency keys, bank
-serials, registry request numbers, processed-file records), so running it again changes nothing.
+It prints a summary (with every open exception and quarantine item and its next action) and the
+package path. Everything is keyed (ledger idempotency keys, bank serials, registry request numbers,
+processed-file records), so running it again changes nothing; and the sandboxes keep their state
+under ``<data_dir>/sandbox`` (``sandbox.state``), so a run killed at any point (``kill -9``
+included) is finished by the next one with the same summary and journal head (``bench/crash.py``).
 Time: the demo's issue date is the business clock's today (``CVHUB_CLOCK`` or the system clock),
 moved to the next business day on the ledger's holiday calendar; it is fixed on the first run (kept
 in ``<data_dir>/demo/business_date``) so that a rerun is the same run. Every sandbox follows the one
@@ -67,6 +70,9 @@ class DemoResult:
         # what each exception is, so that a reader knows what to do without opening the package
         lines += [f"  exception {x['code']} {x['item']}: {x['detail']} -> {x['next_action']}"
                   for x in c.get("exception_list", [])]
+        # and each open quarantine item (a registry finding, a refused write-back...) with its next step
+        lines += [f"  quarantined #{q['id']} {q['flow']} {q['item']}: {q['reason']}: {q['message']} "
+                  f"-> {q['next_action']}" for q in c.get("quarantine_list", [])]
         lines += [f"verify: {self.verify_summary}", f"finance package: {self.package_dir}"]
         return lines
 
@@ -82,7 +88,10 @@ def first_business_date(data_dir: Path, clock: Clock) -> date:
         return date.fromisoformat(marker.read_text().strip())
     d = HolidayCalendar.load("cn").adjust(today(clock), "following")
     marker.parent.mkdir(parents=True, exist_ok=True)
-    marker.write_text(d.isoformat())
+    # temp name + rename: a run killed while writing it must not leave an empty marker behind
+    tmp = marker.with_name(f".{marker.name}.tmp")
+    tmp.write_text(d.isoformat())
+    os.replace(tmp, marker)
     return d
 
 
@@ -135,9 +144,11 @@ def run_scenario(settings: Any, stack: Any, *, d0: date, say: Callable[[str], No
 
     say("2. SRM confirmed payables -> vouchers issued -> written back (srm_payables)")
     maturity_hint = d0 + timedelta(days=91)
-    if not stack.srm.payable("AP-20261128-000001"):
-        for amount in PAYABLES:
-            stack.srm.add_payable(amount=amount, due_date=maturity_hint)
+    for n, amount in enumerate(PAYABLES, 1):
+        # one by one: a run stopped half-way through confirms only the missing ones on the rerun
+        if not stack.srm.payable(payable_id := f"AP-20261128-{n:06d}"):
+            stack.srm.add_payable(amount=amount, due_date=maturity_hint, payable_id=payable_id,
+                                  supplier=n % 50 + 1)
     dag("srm_payables", _at(d0, 9, 15))
 
     from sqlalchemy import select
@@ -183,7 +194,7 @@ def run_scenario(settings: Any, stack: Any, *, d0: date, say: Callable[[str], No
 
     d1 = result.maturity
     say(f"5. business date moves to maturity {d1}: clearing via the treasury (maturity_clearing)")
-    stack.clock.set_day(d1)
+    stack.advance_to_day(d1)
     dag("maturity_clearing", logical_date_for(d1))
     time.sleep(settle_wait)  # the treasury executes the batch
     dag("maturity_clearing", logical_date_for(d1))
@@ -238,12 +249,19 @@ def collect_counts(settings: Any) -> dict[str, Any]:
     from ledger.recon.model import NEXT_ACTION
 
     with ledger_session(settings) as s:
+        open_items = [
+            {"id": q.id, "flow": q.flow, "item": q.item_ref, "reason": q.reason_code, "message": q.message,
+             "next_action": q.context_dict.get("next_action")
+             or f"fix the cause, then `cvhub quarantine replay {q.id}` (or discard it with the reason)"}
+            for q in s.scalars(select(QuarantineItem).where(QuarantineItem.status == "open")
+                               .order_by(QuarantineItem.id))]
         exceptions = [
             {"code": x.code, "item": x.item_id or f"{x.account} line {x.line_no}",
              "detail": x.detail, "next_action": NEXT_ACTION.get(x.code, "look at it"), "status": x.status}
             for x in s.scalars(select(ExceptionRow).order_by(ExceptionRow.id))]
         return {
             "exception_list": [x for x in exceptions if x["status"] == "open"],
+            "quarantine_list": open_items,
             "vouchers": count(s, select(func.count()).select_from(VoucherRow)),
             "face_minor": count(s, select(func.sum(VoucherRow.face_minor))),
             "pieces": count(s, select(func.count()).select_from(PieceRow)),

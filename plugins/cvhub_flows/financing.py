@@ -7,9 +7,14 @@ The holder asks for financing on the platform (a ledger ``finance`` command: pen
   the registration number in the ledger. The manual-queue adapter answers PENDING_MANUAL until an
   operator confirms the packet (``cvhub registry confirm``); the financing simply waits.
   ``cancel_settled``: once a financed voucher is settled, its registrations are cancelled (注销).
+  A cancellation or amendment the registry cannot apply — it has no record of the registration, or
+  refuses — becomes a registry-reconciliation finding (quarantine flow ``registry_recon``, with the
+  next action) and the flow goes on (``registry_change``).
 - ``financing_<bank>`` (``submit_applications`` then ``collect_decisions``): registered pending
   financings go to the funder bank under a serial derived from the financing id (the bank's
-  idempotency key); its decisions come back as ``disburse`` / ``reject_financing`` commands.
+  idempotency key); its decisions come back as ``disburse`` / ``reject_financing`` commands. An
+  application the bank has no record of (its query by serial says not found) is resubmitted at
+  once under the same serial.
 
 Remote calls never run inside a ledger transaction (SQLite holds its write lock for a transaction's
 whole life): a step reads, calls out, then applies everything it learned in one transaction. Ledger
@@ -171,22 +176,29 @@ def register_financings(settings: Settings, *, on: date, at: datetime) -> dict[s
 
 
 def cancel_settled(settings: Settings, *, at: datetime) -> dict[str, int]:
-    """Cancel the registrations of financings whose voucher is settled (once each)."""
+    """Cancel the registrations of financings whose voucher is settled (once each).
+
+    A cancellation the registry cannot apply — it has no record of the registration (``NotFound``)
+    or refuses it — becomes a registry-reconciliation finding (``registry_change``) and the other
+    cancellations go on; only a retriable error fails the task (Airflow retries it)."""
     with ledger_session(settings) as s:
         done = [f for f in _financings(s, state="disbursed", registered=True)
                 if f["voucher_state"] == "settled"]
         todo = [f for f in done
-                if quarantine.get_cursor(s, REGISTRY_FLOW, f"cancelled:{f['financing_id']}") is None]
+                if quarantine.get_cursor(s, REGISTRY_FLOW, f"cancelled:{f['financing_id']}") is None
+                and quarantine.get_cursor(s, RECON_FLOW, _finding_key(f["financing_id"], "cancel")) is None]
+    counts = {"cancelled": 0, "findings": 0}
     if not todo:
-        return {"cancelled": 0}
+        return counts
     registry = RegistryHook().get_registry(Archive(settings.archive_dir), data_dir=settings.data_dir)
-    cancelled = 0
     try:
         for f in todo:
-            reg = registry.cancel(f["registration_no"], request_no=_request_no("cxl", f["financing_id"]),
+            reg = registry_change(settings, registry, f, op="cancel", at=at,
                                   reason=f"voucher {f['voucher_no']} settled")
-            if reg.status == "CANCELLED":
-                cancelled += 1
+            if reg is None:
+                counts["findings"] += 1
+            elif reg.status == "CANCELLED":
+                counts["cancelled"] += 1
                 with ledger_session(settings) as s:
                     quarantine.set_cursor(s, REGISTRY_FLOW, f"cancelled:{f['financing_id']}",
                                           f["registration_no"], at=at)
@@ -194,7 +206,111 @@ def cancel_settled(settings: Settings, *, at: datetime) -> dict[str, int]:
         close = getattr(registry, "close", None)
         if close:
             close()
-    return {"cancelled": cancelled}
+    return counts
+
+
+# --- registry reconciliation: the registry has no record of what the ledger knows ------------------
+
+RECON_FLOW = "registry_recon"
+"""Quarantine flow of registry-reconciliation findings (``cvhub quarantine list --flow registry_recon``)."""
+
+NEXT_ACTION = {
+    "registry_no_record": (
+        "query the registry for registration {registration_no} (grantor {grantor}, voucher {voucher_no}); "
+        "if it is on file under another number, correct the ledger's registration and replay this item; "
+        "if it was never on file there is nothing to {op}: discard this item with that reason"),
+    "registry_refused": (
+        "read the registry's reason; once the registration can be {op_past} (or is, by someone else), "
+        "replay this item, or discard it with the reason"),
+}
+
+
+def _finding_key(financing_id: str, op: str) -> str:
+    return f"finding:{op}:{financing_id}"
+
+
+def registry_change(settings: Settings, registry: Any, f: dict[str, Any], *, op: str, at: datetime,
+                    reason: str | None = None, changes: dict[str, Any] | None = None) -> Any:
+    """Cancel (``op="cancel"``, with ``reason``) or amend (``op="amend"``, with ``changes``) the
+    registration of financing ``f`` under its deterministic request number.
+
+    Returns the registry's ``Registration``, or None when the change became a finding: the registry
+    has no record of the registration (``registry_no_record``) or refused the change
+    (``registry_refused``). A finding is a quarantine item of flow ``registry_recon`` with the next
+    action in its context, and a cursor that keeps later runs from asking again until it is replayed
+    or discarded; it never stops the flow. Retriable errors propagate.
+    """
+    from connectors.errors import NotFound
+
+    request_no = _request_no("cxl" if op == "cancel" else "amd", f["financing_id"])
+    try:
+        if op == "cancel":
+            return registry.cancel(f["registration_no"], request_no=request_no, reason=reason or "")
+        if op == "amend":
+            return registry.amend(f["registration_no"], request_no=request_no, changes=changes or {})
+        raise ValueError(f"unknown registry change {op!r}")
+    except FatalError as e:
+        code = "registry_no_record" if isinstance(e, NotFound) else "registry_refused"
+        record_finding(settings, f, op=op, code=code, message=str(e), request_no=request_no, at=at,
+                       reason=reason, changes=changes)
+        return None
+
+
+def record_finding(settings: Settings, f: dict[str, Any], *, op: str, code: str, message: str,
+                   request_no: str, at: datetime, reason: str | None = None,
+                   changes: dict[str, Any] | None = None) -> None:
+    """Quarantine one registry-reconciliation finding and park the change (see ``registry_change``)."""
+    fields = {"registration_no": f["registration_no"], "grantor": f["seller"], "voucher_no": f["voucher_no"],
+              "op": op, "op_past": "cancelled" if op == "cancel" else "amended"}
+    context = {"step": op, "financing_id": f["financing_id"], "registration_no": f["registration_no"],
+               "request_no": request_no, "voucher_no": f["voucher_no"], "grantor": f["seller"],
+               "reason": reason, "changes": changes, "next_action": NEXT_ACTION[code].format(**fields)}
+    raw = json.dumps({"financing": f, "op": op, "request_no": request_no, "reason": reason,
+                      "changes": changes}, default=str, sort_keys=True, ensure_ascii=False).encode()
+    with ledger_session(settings) as s:
+        quarantine.put(s, flow=RECON_FLOW, item_ref=f["financing_id"],
+                       source_sha256=hashlib.sha256(raw).hexdigest(), reason_code=code,
+                       message=f"{op} of registration {f['registration_no']}: {message}", raw=raw, at=at,
+                       context=context)
+        quarantine.set_cursor(s, RECON_FLOW, _finding_key(f["financing_id"], op), code, at=at)
+
+
+def replay_registry_finding(item: quarantine.QuarantineItem) -> str:
+    """Replay handler of ``registry_recon`` findings: the same change under the same request number.
+
+    Raises while the registry still has no record of it (the item stays open); on success the
+    change is recorded as done (a replayed cancellation is never sent again by ``cancel_settled``)."""
+    from connectors.errors import NotFound
+
+    settings = Settings.from_env()
+    ctx = item.context_dict
+    op = str(ctx["step"])
+    with ledger_session(settings) as s:
+        rows = [f for f in _financings(s, state="disbursed", registered=True)
+                if f["financing_id"] == item.item_ref]
+    if not rows:
+        return f"financing {item.item_ref} has no live registration any more: nothing to {op}"
+    f = rows[0]
+    registry = RegistryHook().get_registry(Archive(settings.archive_dir), data_dir=settings.data_dir)
+    try:
+        if op == "cancel":
+            reg = registry.cancel(f["registration_no"], request_no=str(ctx["request_no"]),
+                                  reason=str(ctx.get("reason") or ""))
+        else:
+            reg = registry.amend(f["registration_no"], request_no=str(ctx["request_no"]),
+                                 changes=dict(ctx.get("changes") or {}))
+    except NotFound as e:
+        raise RuntimeError(f"the registry still has no registration {f['registration_no']}: {e}") from e
+    finally:
+        close = getattr(registry, "close", None)
+        if close:
+            close()
+    at = settings.clock()
+    with ledger_session(settings) as s:
+        if op == "cancel" and reg.status == "CANCELLED":
+            quarantine.set_cursor(s, REGISTRY_FLOW, f"cancelled:{f['financing_id']}", f["registration_no"],
+                                  at=at)
+    return f"{op} of registration {f['registration_no']} done: registry says {reg.status}"
 
 
 # --- financing_<bank> -----------------------------------------------------------------------------
@@ -237,7 +353,7 @@ def collect_decisions(settings: Settings, bank_name: str, *, on: date, at: datet
     cfg = bank(bank_name)
     with ledger_session(settings) as s:
         todo = _financings(s, state="pending", funder=cfg.funder_uscc, registered=True)
-    counts = {"disbursed": 0, "rejected": 0, "pending": 0}
+    counts = {"disbursed": 0, "rejected": 0, "pending": 0, "resubmitted": 0, "quarantined": 0}
     if not todo:
         return counts
     from ledger.recon.model import ExpectedItem
@@ -257,8 +373,21 @@ def collect_decisions(settings: Settings, bank_name: str, *, on: date, at: datet
             serial = serial_for(f["financing_id"])
             d = pushed.get(serial)
             if d is None or d.status in ("PENDING", "APPROVED"):
-                d = desk.status(serial) or d
-            if d is None or d.status in ("PENDING", "APPROVED"):
+                queried = desk.status(serial)
+                if queried is None:
+                    # the bank has no record of an application the ledger knows was submitted (lost,
+                    # or never arrived): we just asked by serial, so resend under the SAME serial
+                    try:
+                        d = desk.submit(_application(f, cfg))
+                        counts["resubmitted"] += 1
+                    except FatalError as e:
+                        counts["quarantined"] += 1
+                        _quarantine(settings, f, flow=FLOW, reason=type(e).__name__, message=str(e), at=at,
+                                    context={"bank": bank_name, "step": "resubmit", "business_date": day})
+                        continue
+                else:
+                    d = queried
+            if d.status in ("PENDING", "APPROVED"):
                 counts["pending"] += 1
             elif d.status == "DISBURSED":
                 counts["disbursed"] += 1

@@ -24,6 +24,7 @@ HANDLERS: dict[str, str] = {
     **{f"statements_{b.name}": "plugins.cvhub_flows.statements:replay_statement" for b in BANKS},
     "financing": "plugins.cvhub_flows.financing:replay_financing",
     "registry_sync": "plugins.cvhub_flows.financing:replay_registration",
+    "registry_recon": "plugins.cvhub_flows.financing:replay_registry_finding",
 }
 
 
