@@ -19,6 +19,7 @@ _BENCHES = {
     "soap": "1,000 SOAP calls through the connector vs raw POSTs; WSDL load cold/cached.",
     "recon": "1M statement lines vs 1M expected items vs a bare dict join.",
     "e2e": "The whole daily cycle through the DAGs.",
+    "crash": "The main job killed with kill -9 at N points, each followed by a rerun that must match.",
 }
 
 

@@ -6,7 +6,9 @@
 ``effects(serial)`` (state changes applied), ``reset()``, ``seed(n)``, ``secrets()`` and
 ``credentials()``. Every sandbox serves its OpenAPI document at ``/openapi.json`` and an admin API
 under ``/_sandbox`` (faults, journal, reset, seed) that is excluded from the OpenAPI document and from
-fault injection.
+fault injection. With ``state_dir`` a sandbox keeps its business records and effect counts durably
+(``sandbox.state``, ``<state_dir>/<name>.sqlite``) and resumes them when constructed again; without
+it everything lives in memory.
 
 Sandboxes bind 127.0.0.1 only, on an ephemeral port unless one is given; with ``https``/``tls_dir``
 they serve https with a certificate from a throwaway private CA (``ca_bundle``, see
