@@ -12,15 +12,17 @@ for one piece, two registrations of one piece for one funder).
 Where the points come from. A clean run first, in a child process that records its timeline: every
 flow step's start (``step:<dag>.<step>``) and end (``done:...``), every archive write
 (``archive:<system>.<operation>.<direction>``: a request is archived just before it leaves, a
-response just after it arrives) and every commit of a sandbox's durable state (``commit:<sandbox>``:
-the far side has done it and not yet answered). Points are (label, occurrence) pairs picked from that
-timeline: one inside every DAG (right after a sandbox commit when the DAG has one), the rest evenly
-spread over the whole run; the child of a point SIGKILLs itself right after that event. A fifth of
-the points (``--timed``) are plain wall-clock kills of the unmodified ``cvhub demo`` by the parent,
-spread over the clean run's duration (they land anywhere: Airflow start-up, ledger transactions,
-sleeps — not reproducible to the millisecond, by nature).
+response just after it arrives), every claim of an SFTP file in the processed-file record
+(``claim:<system>``: claimed, not yet downloaded) and every commit of a sandbox's durable state
+(``commit:<sandbox>``: the far side has done it and not yet answered). Points are (label,
+occurrence) pairs picked from that timeline: one inside every DAG (right after a sandbox commit or
+a file claim when the DAG has one), the rest evenly spread over the whole run; the child of a point
+SIGKILLs itself right after that event. A fifth of the points (``--timed``) are plain wall-clock
+kills of the unmodified ``cvhub demo`` by the parent, spread over the clean run's duration (they
+land anywhere: Airflow start-up, ledger transactions, sleeps — not reproducible to the millisecond,
+by nature; a run quicker than the clean one is retried with an earlier kill).
 
-The child is the real main job (``plugins.cvhub_flows.demo.run_demo``) with three wrappers
+The child is the real main job (``plugins.cvhub_flows.demo.run_demo``) with four wrappers
 installed by this module only (production code has no kill hook); the rerun is the unmodified
 ``python -m cvhub.cli demo``. Prints one line per point and
 ``crash points=<n> passed=<n> duplicates=<n> rerun/clean=<ratio>`` (the reruns' mean time over the
@@ -86,8 +88,9 @@ class _Events:
 
 
 def _install(events: _Events) -> None:
-    """Wrap flow steps, archive writes and sandbox commits so that each one is an event."""
+    """Wrap flow steps, archive writes, SFTP file claims and sandbox commits: each one is an event."""
     from connectors.archive import Archive
+    from connectors.sftp_record import ProcessedFiles
     from plugins.cvhub_flows import failure, runtime
     from sandbox.state import SandboxStore
 
@@ -123,6 +126,15 @@ def _install(events: _Events) -> None:
         events(f"commit:{self.path.stem if self.path else '?'}")
 
     SandboxStore._commit = commit  # type: ignore[method-assign]
+
+    real_claim = ProcessedFiles.claim
+
+    def claim(self: ProcessedFiles, key: Any, **kw: Any) -> Any:
+        got = real_claim(self, key, **kw)
+        events(f"claim:{key.system}")
+        return got
+
+    ProcessedFiles.claim = claim  # type: ignore[method-assign]
 
 
 def child(argv: list[str]) -> int:
@@ -327,9 +339,9 @@ def pick_points(events: list[dict[str, Any]], n: int) -> list[tuple[str, int]]:
         by_dag.setdefault(dag, []).append(i)
     chosen: list[int] = []
     for idx in by_dag.values():
-        # inside each DAG, preferably right after a sandbox committed (the far side has done it and
-        # the hub does not know yet: the instant a rerun must get right)
-        commits = [i for i in idx if events[i]["label"].startswith("commit:")] or idx
+        # inside each DAG, preferably right after a sandbox committed or a file was claimed (the far
+        # side has done it, or a claim is held, and the hub has not recorded it: what a rerun must fix)
+        commits = [i for i in idx if events[i]["label"].startswith(("commit:", "claim:"))] or idx
         if len(chosen) < n:
             chosen.append(commits[len(commits) // 2])
     rest = min(n, len(events)) - len(chosen)

@@ -15,6 +15,9 @@ Protocol (at-least-once with a bound, never a silent skip):
 
 A crash between 1 and 3 leaves a ``claimed`` row: once the lease has expired the file is claimed
 again and processed once more (the ledger's idempotency keys make the second pass a no-op there).
+A claim names its holder (host, pid and the process's start time, in ``note`` while claimed), so a
+claim whose holder was a process on this host that has ended (``kill -9``, a crash) is taken over
+at once instead of after the lease: the rerun right after a crash processes the file.
 After ``max_attempts`` claims without a commit the row becomes ``failed`` and is listed by
 ``failed()`` for an operator (``reset()`` re-arms it): a poisonous file is never retried forever and
 never dropped silently.
@@ -25,6 +28,8 @@ table is created idempotently. This module never talks to a remote server.
 
 from __future__ import annotations
 
+import os
+import socket
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -92,6 +97,35 @@ class Claim:
     attempt: int
 
 
+def _start_time(pid: int) -> str | None:
+    """The start time of process ``pid`` (Linux ``/proc``), None if it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] in ("Z", "X") else fields[19]
+
+
+def holder() -> str:
+    """This process as a claim holder: ``holder <host>:<pid>:<start time>``."""
+    return f"holder {socket.gethostname()}:{os.getpid()}:{_start_time(os.getpid())}"
+
+
+def holder_gone(note: str | None) -> bool:
+    """True when ``note`` names a holder process on this host that has ended (the pid is gone, a
+    zombie, or now another process). False when it cannot tell: another host, no ``/proc``."""
+    if not note or not note.startswith("holder ") or not Path("/proc/self/stat").exists():
+        return False
+    try:
+        host, pid, start = note.removeprefix("holder ").rsplit(":", 2)
+        n = int(pid)
+    except ValueError:
+        return False
+    if host != socket.gethostname() or n == os.getpid():
+        return False
+    return _start_time(n) != start
+
+
 def default_db_url(data_dir: Path) -> str:
     return f"sqlite:///{Path(data_dir) / 'connectors.sqlite'}"
 
@@ -143,17 +177,18 @@ class ProcessedFiles:
             with self.engine.begin() as conn:
                 conn.execute(insert(processed_files).values(
                     system=key.system, remote_dir=key.remote_dir, name=key.name, size=key.size,
-                    mtime=key.mtime, state="claimed", token=token, attempts=1, claimed_at=now))
+                    mtime=key.mtime, state="claimed", token=token, attempts=1, claimed_at=now,
+                    note=holder()))
             return Claim(key, token, 1)
         except DbIntegrityError:
             pass
         with self.engine.begin() as conn:
-            row = conn.execute(select(c.state, c.attempts, c.claimed_at, c.token)
+            row = conn.execute(select(c.state, c.attempts, c.claimed_at, c.token, c.note)
                                .where(self._where(key))).one_or_none()
             if row is None or row.state != "claimed":
                 return None
             claimed_at = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=UTC)
-            if claimed_at > now - self.lease:
+            if claimed_at > now - self.lease and not holder_gone(row.note):
                 return None  # someone else is working on it right now
             if row.attempts >= self.max_attempts:
                 conn.execute(update(processed_files).where(self._where(key), c.token == row.token)
@@ -162,7 +197,8 @@ class ProcessedFiles:
             # Take over the stale claim atomically: only if nobody else took it meanwhile.
             res = conn.execute(update(processed_files)
                                .where(self._where(key), c.token == row.token, c.state == "claimed")
-                               .values(token=token, attempts=row.attempts + 1, claimed_at=now))
+                               .values(token=token, attempts=row.attempts + 1, claimed_at=now,
+                                       note=holder()))
             if res.rowcount != 1:
                 return None
             return Claim(key, token, row.attempts + 1)
