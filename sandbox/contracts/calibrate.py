@@ -1,0 +1,67 @@
+"""Measure what Tesseract's chi_sim reads for each capital-amount character.
+
+Debian's chi_sim model has no 叁, 柒, 捌 or 仟 in its character set, so it reads them as look-alikes
+(参, 染, 抽, 什 ...). This renders random capital amounts in the Debian CJK fonts, clean and
+degraded, OCRs them and tabulates, per character read, which capital it stood for. The table in
+``mappings/contracts/ocr_capitals.py`` was derived from this output (``python -m
+sandbox.contracts.calibrate``); rerun it when the model or the fonts change.
+"""
+
+from __future__ import annotations
+
+import collections
+import random
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from mappings.contracts.capitals import format_capital_amount
+
+FONTS = ["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/arphic/uming.ttc",
+         "/usr/share/fonts/truetype/arphic/ukai.ttc"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    rng = random.Random(7)
+    table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
+    aligned = total = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for path in FONTS:
+            if not Path(path).exists():
+                continue
+            for sheet in range(3):
+                lines = [format_capital_amount(rng.randrange(1, 10**11)) for _ in range(30)]
+                font = ImageFont.truetype(path, rng.choice([36, 44, 52]))
+                im = Image.new("L", (2600, 120 * len(lines) + 100), 255)
+                d = ImageDraw.Draw(im)
+                for i, text in enumerate(lines):
+                    d.text((80, 60 + i * 120), "人民币" + text, font=font, fill=0)
+                arr = np.asarray(im, dtype=np.float32)
+                if sheet:
+                    arr = arr + np.random.default_rng(sheet).normal(0, 8 * sheet, arr.shape)
+                img = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
+                f = Path(tmp) / "sheet.png"
+                img.save(f)
+                out = subprocess.run(["tesseract", str(f), "-", "-l", "chi_sim", "--psm", "6"],
+                                     capture_output=True, text=True, timeout=300, check=True).stdout
+                got = [ln.replace(" ", "") for ln in out.splitlines() if ln.strip()]
+                for want, read in zip(lines, got, strict=False):
+                    read = read.removeprefix("人民币")
+                    total += 1
+                    if len(read) != len(want):
+                        continue
+                    aligned += 1
+                    for w, r in zip(want, read, strict=True):
+                        table[r][w] += 1
+    print(f"lines {total}, aligned {aligned}", file=sys.stderr)
+    for read, counts in sorted(table.items()):
+        print(read, dict(counts.most_common()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
