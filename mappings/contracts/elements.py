@@ -41,7 +41,8 @@ _USCC_CONFUSE = {"0": "DQ", "D": "0Q", "Q": "0D", "8": "B", "B": "8", "1": "7T",
                  "5": "6", "6": "5G", "G": "6", "2": "Z", "U": "W", "W": "U", "M": "N", "N": "M", "H": "N",
                  "3": "8", "9": "8", "4": "A", "A": "4", "X": "Y", "Y": "X"}
 NEGATION = ("不得", "不接受", "不同意", "不可", "不能", "禁止", "不以", "不采用", "不允许", "拒绝")
-VOUCHER_WORDS = r"(电子债权凭证|应收账款电子凭证|债权凭证|电子凭证)"
+# OCR reads 凭 as 赁 often enough to matter; the words around it keep the match specific
+VOUCHER_WORDS = r"(电子债权[凭赁]证|应收账款电子[凭赁]证|债权凭证|电子凭证)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +113,7 @@ def extract_elements(doc: DocumentText) -> ContractElements:
     t = _Text(doc)
     s = t.text
     out: dict[str, object] = {}
+    fig_at = 0
 
     m = re.search(r"(?:合同编号|合同号|合同编码)\s*[:]?\s*([A-Za-z0-9][A-Za-z0-9\-_/]{3,40})", s)
     if m:
@@ -126,7 +128,7 @@ def extract_elements(doc: DocumentText) -> ContractElements:
             if f"{role}_name" not in out:
                 out[f"{role}_name"] = Element(m.group(1), t.evidence(*m.span(1)))
     parties.sort()
-    for m in re.finditer(r"((?:需方|供方|甲方|乙方|买方|卖方)?)\s*(?:统一社会信用代码|信用代码)\s*[:]?\s*([0-9A-Za-z]{18})"
+    for m in re.finditer(r"((?:需方|供方|甲方|乙方|买方|卖方)?)\s*(?:统一社会信用代码|[信言]用代码)\s*[:]?\s*([0-9A-Za-z]{18})"
                          r"(?![0-9A-Za-z])", s):
         label = m.group(1)
         role = ("buyer" if label in ("需方", "甲方", "买方") else "seller") if label else None
@@ -137,27 +139,42 @@ def extract_elements(doc: DocumentText) -> ContractElements:
             continue
         fixed = _uscc(m.group(2))
         if fixed:
-            out[f"{role}_uscc"] = Element(fixed[0], t.evidence(*m.span(2), factor=fixed[1]))
+            ev = t.evidence(*m.span(2), factor=fixed[1])
+            if t.ocr and fixed[1] == 1.0:
+                # 18 characters that pass the check digit unrepaired: the check digit, not the
+                # engine's per-glyph score, is what makes the reading certain (1 in 31 by chance)
+                ev = Evidence(ev.page, ev.bbox, ev.text, max(ev.confidence, 0.95))
+            out[f"{role}_uscc"] = Element(fixed[0], ev)
 
-    for m in re.finditer(r"(?:小写\s*\)?\s*[:]?|(?:合同总金额|合同金额|总金额|总价款|金额)\s*[:]?)\s*"
-                         r"(人民币|CNY|RMB|USD|美元)?\s*[¥YX半$]?\s*([0-9][0-9, ]*(?:\.[0-9]{1,2})?)(?!\d)", s):
+    # one stray character may stand where OCR lost the currency sign (羊19,544,270.00, f13,558,430.00)
+    for m in re.finditer(r"(?:小[写与]\s*\)?\s*[:]?|(?:合同总金额|合同金额|总金额|总价款|金额)\s*[:]?)\s*"
+                         r"(人民币|CNY|RMB|USD|美元)?\s*[^\d\s]?\s*([0-9][0-9, ]*(?:\.[0-9]{1,2})?)(?!\d)", s):
         value = _figures(m.group(2))
         if value is None:
             continue
         out["amount_figures"] = Element(value, t.evidence(*m.span(2)))
-        around = s[max(0, m.start() - 40):m.end() + 5]
-        ccy = "USD" if re.search(r"USD|美元|\$", around) else "CNY" if re.search(r"人民币|CNY|RMB|¥|Y", around) else None
-        if ccy:
-            out["currency"] = Element(ccy, t.evidence(*m.span()))
+        fig_at = m.start(2)
         break
+    if "amount_figures" not in out:
+        # the label misread (小与, 小写 wrapped onto the next line): a grouped figure with two
+        # decimals right after the capital amount is the same figure
+        m = re.search(r"(?:大写|人民币)[^0-9]{2,60}?(?<![0-9.,])(\d{1,3}(?:,\d{3})+\.\d{2})(?![0-9])", s, re.S)
+        if m and (value := _figures(m.group(1))) is not None:
+            out["amount_figures"] = Element(value, t.evidence(*m.span(1)))
+            fig_at = m.start(1)
+    if (fig := out.get("amount_figures")) is not None:
+        around = s[max(0, fig_at - 80):fig_at + 40]
+        ccy = "USD" if re.search(r"USD|美元|\$", around) else "CNY" if re.search(r"人民币|CNY|RMB|¥", around) else None
+        if ccy:
+            out["currency"] = Element(ccy, fig.evidence)  # type: ignore[attr-defined]
 
-    for m in re.finditer(r"(?:大写\s*\)?\s*[:]?\s*(?:人民币)?|人民币\s*\(?\s*大写\s*\)?\s*|人民币)\s*", s):
+    for m in re.finditer(r"(?:大[写与]\s*\)?\s*[:]?\s*(?:人民币)?|人民币\s*\(?\s*大[写与]\s*\)?\s*|人民币)\s*", s):
         end = m.end()
         while end < len(s) and (s[end] in CAPITAL_CHARS or (t.ocr and s[end] in READ_AS)):
             end += 1
         run = s[m.end():end]
-        if len(run) < 2:
-            continue
+        if len(run) < 2 or (end < len(s) and "\u4e00" <= s[end] <= "\u9fff"):
+            continue          # a run cut short by an unreadable character is not an amount
         try:
             if t.ocr:
                 value, exact = decode_ocr_capitals(run)
@@ -173,7 +190,7 @@ def extract_elements(doc: DocumentText) -> ContractElements:
         out["amount_capitals"] = Element(value, ev)
         break
 
-    m = re.search(r"(?:签订日期|签约日期|签订时间|签署日期|签约时间)\s*[:]?\s*" + DATE, s)
+    m = re.search(r"(?:签订[日月]期|签约日期|签订时间|签署日期|签约时间)\s*[:]?\s*" + DATE, s)
     if m and (d := _date(m, 1)):
         out["signing_date"] = Element(d, t.evidence(m.start(1), m.end()))
 

@@ -26,6 +26,7 @@ FONTS = ["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truet
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     rng = random.Random(7)
     table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     aligned = total = 0
@@ -57,6 +58,34 @@ def main(argv: list[str] | None = None) -> int:
                     aligned += 1
                     for w, r in zip(want, read, strict=True):
                         table[r][w] += 1
+        # and through the corpus's own pipeline: reportlab + the scan step + the reader's clean-up
+        from connectors.ocr.preprocess import Preprocess, prepare
+        from sandbox.contracts.layout import Doc
+        from sandbox.contracts.scan import degrade, rasterise
+
+        for sheet in range(int(argv[0]) if argv else 6):
+            size = [10.5, 11.0, 12.0][sheet % 3]
+            dpi = [300, 200][sheet % 2]
+            doc = Doc(size=size)
+            lines = [format_capital_amount(rng.randrange(1, 10**11)) for _ in range(24)]
+            for text in lines:
+                doc.para("人民币" + text)
+            for page in rasterise(doc.finish(), dpi):
+                img, _ = prepare(degrade(page, rng, rng.uniform(-1.5, 1.5)), Preprocess())
+                f = Path(tmp) / "sheet.png"
+                img.save(f)
+                out = subprocess.run(["tesseract", str(f), "-", "-l", "chi_sim", "--psm", "6", "--dpi", str(dpi)],
+                                     capture_output=True, text=True, timeout=300, check=True).stdout
+                got = [ln.replace(" ", "") for ln in out.splitlines() if ln.strip()]
+                for want, read in zip(lines, got, strict=False):
+                    read = read.removeprefix("人民币")
+                    total += 1
+                    if len(read) != len(want):
+                        continue
+                    aligned += 1
+                    for w, r in zip(want, read, strict=True):
+                        table[r][w] += 1
+                lines = lines[len(got):]
     print(f"lines {total}, aligned {aligned}", file=sys.stderr)
     for read, counts in sorted(table.items()):
         print(read, dict(counts.most_common()))
