@@ -35,15 +35,17 @@ if ! command -v /usr/sbin/sshd >/dev/null 2>&1 || ! command -v sftp >/dev/null 2
   fi
 fi
 mkdir -p /run/sshd 2>/dev/null || true
-# Contract review: Tesseract with its simplified-Chinese model (OCR of scans; nothing is downloaded at
-# run time) and a TrueType CJK font (the contract corpus is rendered with it), from Debian.
+# Contract review: Tesseract with its simplified-Chinese model (OCR of scans) and the traditional one
+# (second reading of capital amounts: chi_sim lacks 叁柒捌仟; nothing is downloaded at run time) and a TrueType CJK font (the contract corpus is rendered with it), from Debian.
 if ! command -v tesseract >/dev/null 2>&1 || [ ! -f /usr/share/tesseract-ocr/5/tessdata/chi_sim.traineddata ] \
+   || [ ! -f /usr/share/tesseract-ocr/5/tessdata/chi_tra.traineddata ] \
    || [ ! -f /usr/share/fonts/truetype/wqy/wqy-zenhei.ttc ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing tesseract-ocr, tesseract-ocr-chi-sim and fonts-wqy-zenhei (Debian) for contract review" >&2
+    echo "setup: installing tesseract-ocr, tesseract-ocr-chi-sim, -chi-tra and fonts-wqy-zenhei (Debian) for contract review" >&2
     apt-get update -qq >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-chi-sim fonts-wqy-zenhei >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq tesseract-ocr tesseract-ocr-chi-sim tesseract-ocr-chi-tra \
+      fonts-wqy-zenhei >/dev/null
   else
-    echo "setup: tesseract/chi_sim or the CJK font missing and cannot install them (not root / no apt-get): OCR tests will skip" >&2
+    echo "setup: tesseract/chi_sim/chi_tra or the CJK font missing and cannot install them (not root / no apt-get): OCR tests will skip" >&2
   fi
 fi

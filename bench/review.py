@@ -83,7 +83,8 @@ def process(args: tuple[str, dict[str, object], dict[str, bool]]) -> dict[str, o
     vouchers = [_facts(v, VoucherFacts) for v in item["vouchers"]]  # type: ignore[attr-defined]
     result = review_contract(elements, payable, other_payables=others, vouchers=vouchers)  # type: ignore[arg-type]
     return {"file": item["file"], "pages": doc.page_count, "seconds": seconds, "got": predicted(elements),
-            "codes": result.codes(), "clean": result.clean}
+            "codes": result.codes(), "clean": result.clean,
+            "low": [d.field for d in result.disagreements if d.code in ("low_confidence", "element_missing")]}
 
 
 def score(rows: list[tuple[dict[str, object], dict[str, object]]]) -> dict[str, tuple[float, float]]:
@@ -181,6 +182,9 @@ def main(argv: list[str] | None = None) -> int:
         flagged = [r for _, r in clean if not r.get("clean")]
         reasons: Counter[str] = Counter(c for r in flagged for c in set(r.get("codes", [])))  # type: ignore[arg-type]
         print(f"  unplanted {label} contracts flagged for review: {len(flagged)}/{len(clean)} {dict(reasons.most_common(5))}")
+        unsure: Counter[str] = Counter(f for r in flagged for f in r.get("low", []))  # type: ignore[attr-defined]
+        if unsure:
+            print(f"    unsure or missing elements behind them: {dict(unsure.most_common(8))}")
 
     pages = sum(int(r.get("pages", 0)) for r in results)
     t_text = sum(float(r["seconds"]) for _, r in text)

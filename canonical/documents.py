@@ -48,6 +48,7 @@ class TextLine:
     bbox: BBox
     confidence: float = 1.0
     char_conf: tuple[float, ...] = ()
+    alternatives: tuple[tuple[str, str], ...] = ()   # (language, text): second readings of the line
 
     def span_confidence(self, start: int, end: int) -> float:
         if not self.char_conf or start >= end:
@@ -96,6 +97,7 @@ class DocumentLimits:
     ocr_page_timeout_s: float = 120.0
     ocr_memory_bytes: int = 1024 * 1024 * 1024
     ocr_language: str = "chi_sim"
+    ocr_second_language: str | None = "chi_tra"   # re-reads unsure money lines; None: off
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "max_pages", "max_pixels", "dpi", "ocr_memory_bytes"):

@@ -8,6 +8,7 @@ from Debian's ``tesseract-ocr-chi-sim`` (nothing is downloaded). Failures map on
 
 from __future__ import annotations
 
+import functools
 import os
 import resource
 import shutil
@@ -33,6 +34,15 @@ class OcrWord:
 
 def tesseract_path() -> str | None:
     return shutil.which("tesseract")
+
+
+@functools.cache
+def installed_languages() -> frozenset[str]:
+    exe = tesseract_path()
+    if exe is None:
+        return frozenset()
+    out = subprocess.run([exe, "--list-langs"], capture_output=True, text=True, timeout=30, check=False).stdout
+    return frozenset(ln.strip() for ln in out.splitlines()[1:] if ln.strip())
 
 
 def run_tesseract(png: bytes, *, dpi: int, language: str, timeout_s: float, memory_bytes: int,

@@ -24,7 +24,7 @@ from canonical.documents import DocumentText, TextLine
 from ledger.money import AmountError, to_minor
 from mappings.contracts.capitals import ALLOWED as CAPITAL_CHARS
 from mappings.contracts.capitals import CapitalAmountError, parse_capital_amount
-from mappings.contracts.ocr_capitals import READ_AS, decode_ocr_capitals
+from mappings.contracts.ocr_capitals import TRA_READ_AS, decode_readings
 
 _HALF = {c: chr(ord(c) - 0xFEE0) for c in map(chr, range(0xFF01, 0xFF5F))}
 _HALF.update({"\u3000": " ", "〈": "(", "《": "(", "【": "(", "〉": ")", "》": ")", "】": ")", "；": ";",
@@ -56,18 +56,42 @@ class _Text:
     """The document as one normalised string, with the way back to lines and confidences."""
 
     def __init__(self, doc: DocumentText) -> None:
-        parts, self.lines, self.conf = [], [], []
+        parts: list[str] = []
+        self.lines: list[_Line] = []
+        self.conf: list[float] = []
         pos = 0
         for page in doc.pages:
-            for ln in page.lines:
+            right = max((ln.bbox.x1 for ln in page.lines), default=0.0)
+            for i, ln in enumerate(page.lines):
                 t = "".join(_HALF.get(c, c) for c in ln.text)
                 self.lines.append(_Line(page.number, pos, ln))
-                parts.append(t)
+                # a line that runs to the right margin wraps into the next one: no break between
+                # them, so a number or a name split by the wrap (1|0日内) reads whole
+                wraps = i + 1 < len(page.lines) and ln.bbox.x1 >= right - 0.04 * page.width
+                sep = "" if wraps else "\n"
+                parts.append(t + sep)
                 cc = list(ln.char_conf) if len(ln.char_conf) == len(t) else [ln.confidence] * len(t)
-                self.conf.extend(cc + [1.0])
-                pos += len(t) + 1
-        self.text = "\n".join(parts)
+                self.conf.extend(cc + [1.0] * len(sep))
+                pos += len(t) + len(sep)
+        self.text = "".join(parts)
         self.ocr = doc.kind != "text_pdf"
+
+    def alternatives(self, start: int, end: int) -> list[str]:
+        """Capital runs in the second readings of the lines under [start, end)."""
+        runs = []
+        for ln in self.lines:
+            if not (ln.start < end and ln.start + len(ln.line.text) + 1 > start):
+                continue
+            for _lang, text in ln.line.alternatives:
+                alt = "".join(_HALF.get(c, c) for c in text)
+                for m in re.finditer(r"(?:人民[币幣市]|大[写寫与])\s*\)?\s*[:]?\s*(?:人民[币幣市])?", alt):
+                    e = m.end()
+                    while e < len(alt) and e - m.end() < 40 and "\u4e00" <= alt[e] <= "\u9fff":
+                        e += 1
+                    run = alt[m.end():e]
+                    if len(run) >= 2 and any(c in TRA_READ_AS for c in run):
+                        runs.append(run)
+        return runs
 
     def evidence(self, start: int, end: int, factor: float = 1.0) -> Evidence:
         hit = [ln for ln in self.lines if ln.start < end and ln.start + len(ln.line.text) + 1 > start]
@@ -170,20 +194,26 @@ def extract_elements(doc: DocumentText) -> ContractElements:
 
     for m in re.finditer(r"(?:大[写与]\s*\)?\s*[:]?\s*(?:人民币)?|人民币\s*\(?\s*大[写与]\s*\)?\s*|人民币)\s*", s):
         end = m.end()
-        while end < len(s) and (s[end] in CAPITAL_CHARS or (t.ocr and s[end] in READ_AS)):
-            end += 1
+        if t.ocr:
+            # an OCR run goes to the next delimiter: characters without a reading may still be
+            # read by the second model
+            while end < len(s) and end - m.end() < 40 and "\u4e00" <= s[end] <= "\u9fff":
+                end += 1
+        else:
+            while end < len(s) and s[end] in CAPITAL_CHARS:
+                end += 1
         run = s[m.end():end]
         if len(run) < 2 or (end < len(s) and "\u4e00" <= s[end] <= "\u9fff"):
             continue          # a run cut short by an unreadable character is not an amount
         try:
             if t.ocr:
-                value, exact = decode_ocr_capitals(run)
+                value, exact = decode_readings(run, t.alternatives(m.end(), end))
             else:
                 value, exact = parse_capital_amount(run), True
         except CapitalAmountError:
             continue
-        # a run decoded through the measured confusion table is as sure as the table is, not as
-        # sure as Tesseract was of the look-alike it printed
+        # a run decoded through the measured confusion tables is as sure as the tables and the
+        # grammar make it, not as sure as Tesseract was of the look-alike it printed
         ev = t.evidence(m.end(), end)
         if t.ocr and not exact:
             ev = Evidence(ev.page, ev.bbox, ev.text, 0.9)

@@ -19,22 +19,33 @@ import itertools
 from mappings.contracts.capitals import ALLOWED, CapitalAmountError, parse_capital_amount
 
 READ_AS: dict[str, str] = {
-    "万": "万", "下": "贰", "业": "柒", "个": "佰", "于": "贰", "人": "仟", "亿": "亿", "什": "仟",
-    "仁": "仟", "介": "佰", "从": "佰", "仔": "仟", "他": "仟", "件": "仟", "任": "仟", "伍": "伍",
-    "会": "叁", "伯": "佰", "佐": "叁", "佑": "叁", "作": "仟", "佰": "佰", "侍": "仟肆", "侠": "叁",
-    "信": "佰", "倩": "佰", "值": "佰", "做": "柒", "健": "肆", "傅": "叁", "僚": "叁", "僵": "叁",
-    "元": "元", "党": "壹", "全": "佰叁", "击": "捌", "分": "分", "到": "玖", "制": "捌", "功": "贰",
-    "半": "柒", "参": "叁", "吉": "壹贰", "哉": "贰", "喜": "壹", "址": "贰", "城": "贰", "堆": "零",
-    "壳": "壹贰", "壹": "壹", "套": "叁", "妆": "柒", "委": "零", "娃": "肆", "娄": "柒", "媳": "肆",
-    "嫂": "肆", "孜": "玖", "寺": "贰", "岩": "肆", "峙": "肆", "崎": "柒", "建": "肆", "当": "柒壹",
-    "忒": "贰", "总": "壹", "所": "捌", "押": "捌", "抽": "捌", "担": "捌", "拓": "捌", "拜": "肆",
-    "拥": "捌", "拾": "拾", "挫": "拾", "捡": "拾", "授": "捌", "提": "捌", "揭": "捌", "揽": "捌",
-    "撞": "捌", "数": "柒", "整": "整", "晶": "捌", "机": "捌", "染": "柒", "款": "贰", "沫": "柒",
-    "涂": "柒", "涛": "柒", "深": "柒", "灶": "柒", "烤": "柒", "玖": "玖", "玫": "玖", "直": "贰",
-    "砷": "捌", "硅": "肆", "碌": "柒", "章": "壹", "类": "柒", "索": "壹", "而": "捌", "肆": "肆",
-    "臣": "贰", "苇": "贰", "蒜": "贰", "藉": "贰", "融": "贰", "角": "角", "谷": "佰", "贰": "贰",
-    "起": "贰", "趟": "贰", "过": "壹", "迪": "柒", "迷": "柒", "陆": "陆", "雪": "柒", "零": "零",
-    "项": "贰",
+    "万": "万", "下": "贰", "不": "贰", "专": "壹", "业": "柒", "个": "佰", "丰": "贰", "于": "贰",
+    "交": "壹", "人": "佰仟", "亿": "亿", "什": "仟", "仁": "仟", "介": "佰", "从": "佰", "仔": "仟",
+    "他": "仟", "件": "仟", "任": "仟", "伍": "伍", "会": "叁", "伯": "佰", "但": "壹", "佐": "叁",
+    "佑": "叁", "作": "仟", "佰": "佰", "侍": "仟", "侠": "叁", "信": "佰", "倩": "佰", "值": "佰",
+    "做": "柒", "健": "肆", "傅": "叁", "僚": "叁", "僵": "叁", "元": "元", "党": "壹", "全": "佰叁",
+    "关": "壹", "其": "贰", "内": "柒", "击": "捌", "分": "分", "到": "贰玖", "制": "捌", "剧": "壹",
+    "功": "贰", "半": "柒", "压": "壹", "参": "叁", "反": "捌", "可": "壹", "合": "壹", "吉": "壹贰",
+    "和": "零", "哉": "贰", "喜": "壹", "在": "肆", "址": "贰", "坦": "壹", "城": "贰", "堆": "零",
+    "壳": "贰壹", "壶": "壹", "壹": "壹", "大": "壹", "天": "贰", "失": "拾", "夺": "壹", "套": "叁壹",
+    "妆": "柒", "妻": "壹", "委": "零", "娃": "肆", "娄": "柒", "媳": "肆", "嫂": "肆", "孜": "玖",
+    "审": "壹", "客": "壹", "寒": "壹", "寺": "贰", "寿": "肆", "尖": "柒", "岩": "肆", "峙": "肆",
+    "崎": "柒", "建": "肆", "式": "贰", "弯": "壹", "当": "柒壹", "律": "肆", "忒": "贰", "志": "壹",
+    "总": "壹", "恋": "壹", "惑": "贰", "意": "壹", "成": "贰", "所": "捌", "手": "捌", "扬": "捌",
+    "承": "贰", "投": "捌", "抬": "拾", "押": "捌", "抽": "捌", "担": "捌", "拉": "捌", "拓": "捌",
+    "拜": "肆", "拟": "捌", "拥": "捌", "拨": "捌", "择": "捌", "拾": "拾", "挨": "捌", "挫": "拾",
+    "捡": "拾", "授": "捌", "提": "捌", "握": "捌", "揭": "捌", "揽": "捌", "搁": "捌", "搜": "肆捌",
+    "搬": "捌", "摇": "捌", "摘": "捌", "撞": "捌", "数": "柒", "整": "整", "斤": "捌", "晶": "捌",
+    "未": "柒", "机": "捌", "杜": "壹", "束": "贰", "枯": "壹", "染": "柒", "查": "壹", "栖": "壹",
+    "棍": "壹", "橱": "壹", "款": "贰", "殴": "贰", "沫": "柒", "法": "柒", "浅": "柒", "涂": "柒",
+    "涛": "柒", "深": "柒", "潜": "柒", "灶": "柒", "烤": "柒", "焉": "贰", "牵": "壹", "玖": "玖",
+    "玩": "贰", "玫": "玖", "珊": "贰", "球": "贰", "瓜": "捌", "直": "贰", "矢": "叁", "砷": "捌",
+    "硅": "肆", "碌": "柒", "碍": "壹", "章": "壹", "竺": "肆", "等": "零", "米": "柒", "类": "柒",
+    "索": "壹", "而": "捌", "肆": "肆", "臣": "贰", "芝": "贰", "芭": "贰", "苇": "贰", "苓": "零",
+    "莹": "贰", "蒜": "贰", "藉": "贰", "融": "贰", "要": "壹", "角": "角", "训": "壹", "误": "壹",
+    "谷": "佰", "豆": "壹", "贰": "贰", "起": "贰", "趟": "贰", "达": "壹", "过": "壹", "这": "壹",
+    "迪": "柒壹", "迷": "柒", "迹": "壹", "逢": "肆", "铀": "捌", "陆": "陆", "雪": "柒零", "零": "零",
+    "需": "贰", "霍": "零", "革": "贰", "项": "贰", "驼": "壹", "骞": "壹", "鸯": "捌", "鹤": "零",
 }
 READ_AS.update({c: c for c in ALLOWED})
 READ_AS.update({"伯": "佰", "圆": "元", "正": "整", "萬": "万"})
@@ -67,3 +78,54 @@ def decode_ocr_capitals(read: str) -> tuple[int, bool]:
         why = "no reading fits the grammar" if not values else f"{len(values)} readings fit the grammar"
         raise CapitalAmountError(f"OCR capital amount {read!r}: {why}", field="amount_capitals")
     return values.pop(), exact
+
+
+# What chi_tra prints for capitals: the traditional forms (參 陸 萬 貳 億 圓) are the same capitals;
+# the rest was measured like READ_AS (``python -m sandbox.contracts.calibrate 12 chi_tra``).
+TRA_READ_AS: dict[str, str] = {c: c for c in ALLOWED}
+TRA_READ_AS.update({"參": "叁", "叄": "叁", "陸": "陆", "萬": "万", "貳": "贰", "億": "亿", "圓": "元", "伯": "佰"})
+
+
+def _options(read: str, table: dict[str, str]) -> list[str]:
+    return [table.get(ch, "") for ch in read]
+
+
+def _decode_options(options: list[str]) -> set[int]:
+    values: set[int] = set()
+    if any(not o for o in options):
+        return values
+    for n, combo in enumerate(itertools.product(*options)):
+        if n >= MAX_READINGS:
+            return set()
+        try:
+            values.add(parse_capital_amount("".join(combo)))
+        except CapitalAmountError:
+            continue
+    return values
+
+
+def decode_readings(primary: str, alternatives: list[str]) -> tuple[int, bool]:
+    """Decode a capital run read by chi_sim (``primary``) and by chi_tra (``alternatives``).
+
+    Each reading is decoded alone; readings of the same length are also merged character by
+    character (where both have readings, only those they share; where one has none, the other's).
+    Every amount any of these yields must be the same one, else the run is refused as ambiguous.
+    """
+    found: set[int] = set()
+    exact = bool(primary) and all(ch in ALLOWED for ch in primary)
+    p_opts = _options(primary, READ_AS)
+    found |= _decode_options(p_opts)
+    for alt in alternatives:
+        a_opts = _options(alt, TRA_READ_AS)
+        found |= _decode_options(a_opts)
+        if len(alt) == len(primary):
+            merged = []
+            for x, y in zip(p_opts, a_opts, strict=True):
+                both = "".join(c for c in x if c in y)
+                merged.append(both or (x if not y else y if not x else ""))
+            found |= _decode_options(merged)
+    if len(found) != 1:
+        why = "no reading fits the grammar" if not found else f"{len(found)} different amounts fit"
+        raise CapitalAmountError(f"OCR capital amount {primary!r} / {alternatives!r}: {why}",
+                                 field="amount_capitals")
+    return found.pop(), exact

@@ -1,4 +1,4 @@
-"""Measure what Tesseract's chi_sim reads for each capital-amount character.
+"""Measure what Tesseract (chi_sim, or chi_tra with ``12 chi_tra``) reads for each capital-amount character.
 
 Debian's chi_sim model has no 叁, 柒, 捌 or 仟 in its character set, so it reads them as look-alikes
 (参, 染, 抽, 什 ...). This renders random capital amounts in the Debian CJK fonts, clean and
@@ -31,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     aligned = total = 0
     with tempfile.TemporaryDirectory() as tmp:
-        for path in FONTS:
+        for path in FONTS if len(argv) < 2 else ():
             if not Path(path).exists():
                 continue
             for sheet in range(3):
@@ -63,6 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         from sandbox.contracts.layout import Doc
         from sandbox.contracts.scan import degrade, rasterise
 
+        lang = argv[1] if len(argv) > 1 else "chi_sim"
         for sheet in range(int(argv[0]) if argv else 6):
             size = [10.5, 11.0, 12.0][sheet % 3]
             dpi = [300, 200][sheet % 2]
@@ -74,11 +75,11 @@ def main(argv: list[str] | None = None) -> int:
                 img, _ = prepare(degrade(page, rng, rng.uniform(-1.5, 1.5)), Preprocess())
                 f = Path(tmp) / "sheet.png"
                 img.save(f)
-                out = subprocess.run(["tesseract", str(f), "-", "-l", "chi_sim", "--psm", "6", "--dpi", str(dpi)],
+                out = subprocess.run(["tesseract", str(f), "-", "-l", lang, "--psm", "6", "--dpi", str(dpi)],
                                      capture_output=True, text=True, timeout=300, check=True).stdout
                 got = [ln.replace(" ", "") for ln in out.splitlines() if ln.strip()]
                 for want, read in zip(lines, got, strict=False):
-                    read = read.removeprefix("人民币")
+                    read = read.removeprefix("人民币").removeprefix("人民幣")
                     total += 1
                     if len(read) != len(want):
                         continue
