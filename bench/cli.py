@@ -19,7 +19,7 @@ _BENCHES = {
     "soap": "1,000 SOAP calls through the connector vs raw POSTs; WSDL load cold/cached.",
     "recon": "1M statement lines vs 1M expected items vs a bare dict join.",
     "e2e": "The whole daily cycle through the DAGs.",
-    "review": "Contract review: field precision/recall on text PDFs and scans, planted disagreements, pages/s.",
+    "review": "Contract review: field precision/recall on text PDFs and scans, planted cases, pages/s.",
 }
 
 

@@ -21,14 +21,27 @@ from concurrent.futures import ProcessPoolExecutor
 from datetime import date
 from pathlib import Path
 
-FIELDS = ("contract_no", "buyer_name", "buyer_uscc", "seller_name", "seller_uscc", "amount_figures",
-          "amount_capitals", "currency", "signing_date", "deliver_by", "acceptance_days", "payment_term_days",
-          "voucher_clause")
+FIELDS = (
+    "contract_no",
+    "buyer_name",
+    "buyer_uscc",
+    "seller_name",
+    "seller_uscc",
+    "amount_figures",
+    "amount_capitals",
+    "currency",
+    "signing_date",
+    "deliver_by",
+    "acceptance_days",
+    "payment_term_days",
+    "voucher_clause",
+)
 
 
 def _facts(d: dict[str, object], cls: type) -> object:
     kw = {}
-    for k, v in d.items():
+    for k, raw in d.items():
+        v = raw
         if k in ("payable_date", "delivery_date", "issue_date", "maturity") and isinstance(v, str):
             v = date.fromisoformat(v)
         if k == "payable_ids":
@@ -82,9 +95,15 @@ def process(args: tuple[str, dict[str, object], dict[str, bool]]) -> dict[str, o
     others = [_facts(p, PayableFacts) for p in item["earlier_payables"]]  # type: ignore[attr-defined]
     vouchers = [_facts(v, VoucherFacts) for v in item["vouchers"]]  # type: ignore[attr-defined]
     result = review_contract(elements, payable, other_payables=others, vouchers=vouchers)  # type: ignore[arg-type]
-    return {"file": item["file"], "pages": doc.page_count, "seconds": seconds, "got": predicted(elements),
-            "codes": result.codes(), "clean": result.clean,
-            "low": [d.field for d in result.disagreements if d.code in ("low_confidence", "element_missing")]}
+    return {
+        "file": item["file"],
+        "pages": doc.page_count,
+        "seconds": seconds,
+        "got": predicted(elements),
+        "codes": result.codes(),
+        "clean": result.clean,
+        "low": [d.field for d in result.disagreements if d.code in ("low_confidence", "element_missing")],
+    }
 
 
 def score(rows: list[tuple[dict[str, object], dict[str, object]]]) -> dict[str, tuple[float, float]]:
@@ -115,11 +134,16 @@ def ensure_corpus(out: Path, count: int, seed: int) -> list[dict[str, object]]:
         t = time.perf_counter()
         generate_corpus(out, count=count, seed=seed)
         meta.write_text(json.dumps(want))
-        print(f"corpus: {count} contracts generated in {time.perf_counter() - t:.0f} s -> {out}", file=sys.stderr)
+        print(
+            f"corpus: {count} contracts generated in {time.perf_counter() - t:.0f} s -> {out}",
+            file=sys.stderr,
+        )
     return [json.loads(line) for line in (out / "truth.jsonl").read_text(encoding="utf-8").splitlines()]
 
 
-def run(items: list[dict[str, object]], out: Path, jobs: int, steps: dict[str, bool]) -> tuple[list[dict[str, object]], float]:
+def run(
+    items: list[dict[str, object]], out: Path, jobs: int, steps: dict[str, bool]
+) -> tuple[list[dict[str, object]], float]:
     work = [(str(out / str(it["file"])), it, steps) for it in items]
     t = time.perf_counter()
     if jobs > 1:
@@ -146,7 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--dir", type=Path, default=Path("data/review-corpus"))
     ap.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1))
-    ap.add_argument("--ablation", type=int, default=0, metavar="N", help="rerun N scans with each clean-up step off")
+    ap.add_argument(
+        "--ablation", type=int, default=0, metavar="N", help="rerun N scans with each clean-up step off"
+    )
     ap.add_argument("--errors", action="store_true", help="print every wrong field")
     a = ap.parse_args(argv)
 
@@ -174,14 +200,19 @@ def main(argv: list[str] | None = None) -> int:
     for it, r in planted:
         for c in set(r.get("codes", [])):  # type: ignore[arg-type]
             caught_by[str(it["planted"])][c] += 1
-    print(f"\nplanted disagreements: {len(planted)} ({dict(by_kind)}), passed as clean: {len(passed)} {passed}")
+    print(
+        f"\nplanted disagreements: {len(planted)} ({dict(by_kind)}), passed as clean: {len(passed)} {passed}"
+    )
     for kind, codes in sorted(caught_by.items()):
         print(f"  {kind:<7} flagged with: {dict(codes.most_common(4))}")
     for label, group in (("text", text), ("scan", scans)):
         clean = [(it, r) for it, r in group if not it["planted"]]
         flagged = [r for _, r in clean if not r.get("clean")]
         reasons: Counter[str] = Counter(c for r in flagged for c in set(r.get("codes", [])))  # type: ignore[arg-type]
-        print(f"  unplanted {label} contracts flagged for review: {len(flagged)}/{len(clean)} {dict(reasons.most_common(5))}")
+        print(
+            f"  unplanted {label} contracts flagged for review: {len(flagged)}/{len(clean)} "
+            f"{dict(reasons.most_common(5))}"
+        )
         unsure: Counter[str] = Counter(f for r in flagged for f in r.get("low", []))  # type: ignore[attr-defined]
         if unsure:
             print(f"    unsure or missing elements behind them: {dict(unsure.most_common(8))}")
@@ -191,23 +222,32 @@ def main(argv: list[str] | None = None) -> int:
     t_scan = sum(float(r["seconds"]) for _, r in scans)
     p_text = sum(int(r.get("pages", 0)) for _, r in text)
     p_scan = sum(int(r.get("pages", 0)) for _, r in scans)
-    print(f"\nthroughput ({a.jobs} worker(s), wall {wall:.1f} s): {pages / wall:.2f} pages/s overall; "
-          f"text layer {p_text / max(t_text, 1e-9):.1f} pages/s per worker, OCR {p_scan / max(t_scan, 1e-9):.2f} pages/s per worker "
-          f"(text is {(p_text / max(t_text, 1e-9)) / max(p_scan / max(t_scan, 1e-9), 1e-9):.0f}x OCR)")
+    print(
+        f"\nthroughput ({a.jobs} worker(s), wall {wall:.1f} s): {pages / wall:.2f} pages/s overall; "
+        f"text layer {p_text / max(t_text, 1e-9):.1f} pages/s per worker, "
+        f"OCR {p_scan / max(t_scan, 1e-9):.2f} pages/s per worker "
+        f"(text is {(p_text / max(t_text, 1e-9)) / max(p_scan / max(t_scan, 1e-9), 1e-9):.0f}x OCR)"
+    )
 
     if a.ablation:
         sample = [it for it in items if it["fmt"] != "text_pdf"][: a.ablation]
         print(f"\nablation on {len(sample)} scans (lowest field score / mean field score / seconds):")
-        for label, steps in (("all steps", on), ("no seal removal", {**on, "remove_seal": False}),
-                             ("no deskew", {**on, "deskew": False}), ("no binarise", {**on, "binarise": False}),
-                             ("none", {"remove_seal": False, "deskew": False, "binarise": False})):
+        for label, steps in (
+            ("all steps", on),
+            ("no seal removal", {**on, "remove_seal": False}),
+            ("no deskew", {**on, "deskew": False}),
+            ("no binarise", {**on, "binarise": False}),
+            ("none", {"remove_seal": False, "deskew": False, "binarise": False}),
+        ):
             res, w = run(sample, a.dir, a.jobs, steps)
             sc = score([(expected(it["truth"]), r.get("got")) for it, r in zip(sample, res, strict=True)])  # type: ignore[arg-type]
             vals = [min(p, r) for p, r in sc.values()]
             print(f"  {label:<16} min {min(vals):.3f} mean {sum(vals) / len(vals):.3f} {w:.0f} s")
 
-    print(f"review text_min={text_min:.3f} scan_min={scan_min:.3f} planted_passed={len(passed)} "
-          f"pages_per_s={pages / wall:.2f}")
+    print(
+        f"review text_min={text_min:.3f} scan_min={scan_min:.3f} planted_passed={len(passed)} "
+        f"pages_per_s={pages / wall:.2f}"
+    )
     return 0
 
 

@@ -31,8 +31,12 @@ class Evidence:
     confidence: float
 
     def as_dict(self) -> dict[str, object]:
-        return {"page": self.page, "bbox": self.bbox.as_list(), "text": self.text,
-                "confidence": round(self.confidence, 3)}
+        return {
+            "page": self.page,
+            "bbox": self.bbox.as_list(),
+            "text": self.text,
+            "confidence": round(self.confidence, 3),
+        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,13 +68,13 @@ class ContractElements:
     buyer_uscc: Element[str] | None = None
     seller_name: Element[str] | None = None
     seller_uscc: Element[str] | None = None
-    amount_figures: Element[int] | None = None      # minor units, from 小写 / ¥ figures
-    amount_capitals: Element[int] | None = None     # minor units, from 大写
-    currency: Element[str] | None = None            # ISO 4217
+    amount_figures: Element[int] | None = None  # minor units, from 小写 / ¥ figures
+    amount_capitals: Element[int] | None = None  # minor units, from 大写
+    currency: Element[str] | None = None  # ISO 4217
     signing_date: Element[date] | None = None
     delivery: Element[DeliveryTerms] | None = None
     payment_term_days: Element[int] | None = None
-    voucher_clause: Element[VoucherClause] | None = None   # None: the contract says nothing
+    voucher_clause: Element[VoucherClause] | None = None  # None: the contract says nothing
 
     @property
     def voucher_clause_status(self) -> Literal["yes", "no", "absent"]:

@@ -27,8 +27,9 @@ class BBox:
     y1: float
 
     def union(self, other: BBox) -> BBox:
-        return BBox(min(self.x0, other.x0), min(self.y0, other.y0),
-                    max(self.x1, other.x1), max(self.y1, other.y1))
+        return BBox(
+            min(self.x0, other.x0), min(self.y0, other.y0), max(self.x1, other.x1), max(self.y1, other.y1)
+        )
 
     def as_list(self) -> list[float]:
         return [round(self.x0, 1), round(self.y0, 1), round(self.x1, 1), round(self.y1, 1)]
@@ -48,7 +49,7 @@ class TextLine:
     bbox: BBox
     confidence: float = 1.0
     char_conf: tuple[float, ...] = ()
-    alternatives: tuple[tuple[str, str], ...] = ()   # (language, text): second readings of the line
+    alternatives: tuple[tuple[str, str], ...] = ()  # (language, text): second readings of the line
 
     def span_confidence(self, start: int, end: int) -> float:
         if not self.char_conf or start >= end:
@@ -59,8 +60,8 @@ class TextLine:
 
 @dataclass(frozen=True, slots=True)
 class PageText:
-    number: int                      # 1-based
-    width: float                     # points
+    number: int  # 1-based
+    width: float  # points
     height: float
     source: PageSource
     lines: tuple[TextLine, ...]
@@ -89,15 +90,15 @@ class DocumentLimits:
 
     max_bytes: int = 64 * 1024 * 1024
     max_pages: int = 200
-    max_pixels: int = 60_000_000          # per decoded image or rendered page (A4 at 600 dpi is 35 M)
-    max_page_points: float = 14_400.0     # largest page side accepted (200 inches, PDF's own limit)
-    dpi: int = 300                        # rendering resolution for scanned PDF pages
-    min_text_chars: int = 20              # fewer text-layer characters on a page: treat it as a scan
+    max_pixels: int = 60_000_000  # per decoded image or rendered page (A4 at 600 dpi is 35 M)
+    max_page_points: float = 14_400.0  # largest page side accepted (200 inches, PDF's own limit)
+    dpi: int = 300  # rendering resolution for scanned PDF pages
+    min_text_chars: int = 20  # fewer text-layer characters on a page: treat it as a scan
     deadline_s: float = 600.0
     ocr_page_timeout_s: float = 120.0
     ocr_memory_bytes: int = 1024 * 1024 * 1024
     ocr_language: str = "chi_sim"
-    ocr_second_language: str | None = "chi_tra"   # re-reads unsure money lines; None: off
+    ocr_second_language: str | None = "chi_tra"  # re-reads unsure money lines; None: off
 
     def __post_init__(self) -> None:
         for name in ("max_bytes", "max_pages", "max_pixels", "dpi", "ocr_memory_bytes"):
@@ -107,7 +108,7 @@ class DocumentLimits:
             raise ValueError("DocumentLimits deadlines must be positive")
 
 
-class DocumentRefused(Exception):  # noqa: N818 - the name says what happened to the document
+class DocumentRefused(Exception):
     """Root of every reason a document is not read. ``code`` is stable and machine-readable.
 
     Raised before any partial result exists: a refused document yields nothing. ``source`` is the
@@ -147,15 +148,15 @@ class EncryptedDocument(DocumentRefused):
 
 
 class ActiveContent(DocumentRefused):
-    code = "active_content"            # JavaScript, launch actions, embedded files
+    code = "active_content"  # JavaScript, launch actions, embedded files
 
 
 class DecompressionBomb(DocumentRefused):
-    code = "decompression_bomb"        # declared pixels beyond max_pixels
+    code = "decompression_bomb"  # declared pixels beyond max_pixels
 
 
 class CorruptDocument(DocumentRefused):
-    code = "corrupt"                   # truncated, unparseable, inconsistent
+    code = "corrupt"  # truncated, unparseable, inconsistent
 
 
 class DeadlineExceeded(DocumentRefused):
@@ -163,4 +164,4 @@ class DeadlineExceeded(DocumentRefused):
 
 
 class OcrFailed(DocumentRefused):
-    code = "ocr_failed"                # the engine crashed, ran out of memory or is missing
+    code = "ocr_failed"  # the engine crashed, ran out of memory or is missing

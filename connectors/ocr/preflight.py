@@ -12,10 +12,22 @@ from canonical.documents import ActiveContent, CorruptDocument, UnsupportedDocum
 
 FileType = Literal["pdf", "png", "jpeg", "tiff"]
 
-_ACTIVE = {b"JavaScript", b"JS", b"Launch", b"EmbeddedFile", b"EmbeddedFiles", b"RichMedia", b"XFA",
-           b"SubmitForm", b"ImportData", b"GoToE"}
-_ACTIVE_RE = re.compile(rb"/(JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|SubmitForm|ImportData|GoToE)"
-                        rb"(?![A-Za-z0-9#])")
+_ACTIVE = {
+    b"JavaScript",
+    b"JS",
+    b"Launch",
+    b"EmbeddedFile",
+    b"EmbeddedFiles",
+    b"RichMedia",
+    b"XFA",
+    b"SubmitForm",
+    b"ImportData",
+    b"GoToE",
+}
+_ACTIVE_RE = re.compile(
+    rb"/(JavaScript|JS|Launch|EmbeddedFiles?|RichMedia|XFA|SubmitForm|ImportData|GoToE)"
+    rb"(?![A-Za-z0-9#])"
+)
 _ESCAPED_NAME_RE = re.compile(rb"/[A-Za-z0-9]*#[0-9A-Fa-f]{2}[A-Za-z0-9#]*")
 _OBJSTM_RE = re.compile(rb"<<(?:(?!>>).){0,400}?/Type\s*/ObjStm(?:(?!>>).){0,400}?>>\s*stream\r?\n", re.S)
 _MAX_INFLATED = 64 * 1024 * 1024
@@ -45,9 +57,9 @@ def check_pdf_bytes(data: bytes, source: str | None) -> None:
     for m in _OBJSTM_RE.finditer(data):
         d = zlib.decompressobj()
         try:
-            chunk = d.decompress(data[m.end():m.end() + _MAX_INFLATED], _MAX_INFLATED - inflated_total)
+            chunk = d.decompress(data[m.end() : m.end() + _MAX_INFLATED], _MAX_INFLATED - inflated_total)
         except zlib.error:
-            continue          # not Flate, or damaged: pdfium will judge the structure
+            continue  # not Flate, or damaged: pdfium will judge the structure
         inflated_total += len(chunk)
         _check_names(chunk, source, where=" (in a compressed object stream)")
         if inflated_total >= _MAX_INFLATED:
@@ -57,10 +69,12 @@ def check_pdf_bytes(data: bytes, source: str | None) -> None:
 def _check_names(data: bytes, source: str | None, where: str) -> None:
     m = _ACTIVE_RE.search(data)
     if m:
-        raise ActiveContent(f"PDF carries /{m.group(1).decode()}{where}; active content is refused",
-                            source=source)
+        raise ActiveContent(
+            f"PDF carries /{m.group(1).decode()}{where}; active content is refused", source=source
+        )
     for m in _ESCAPED_NAME_RE.finditer(data):
         name = re.sub(rb"#([0-9A-Fa-f]{2})", lambda x: bytes([int(x.group(1), 16)]), m.group(0)[1:])
         if name in _ACTIVE:
-            raise ActiveContent(f"PDF carries /{name.decode()} (hex-escaped){where}; active content is refused",
-                                source=source)
+            raise ActiveContent(
+                f"PDF carries /{name.decode()} (hex-escaped){where}; active content is refused", source=source
+            )

@@ -20,6 +20,7 @@ import pypdfium2.raw as pdfium_c
 from PIL import Image
 
 from canonical.documents import (
+    ActiveContent,
     BBox,
     CorruptDocument,
     DeadlineExceeded,
@@ -30,7 +31,6 @@ from canonical.documents import (
     DocumentText,
     DocumentTooLarge,
     EncryptedDocument,
-    ActiveContent,
     PageText,
     TextLine,
     TooManyPages,
@@ -44,19 +44,25 @@ _PIL_FORMATS = {"png": "PNG", "jpeg": "JPEG", "tiff": "TIFF"}
 
 class _Clock:
     def __init__(self, limits: DocumentLimits, source: str | None) -> None:
-        self._end = time.monotonic() + limits.deadline_s   # a duration, not business time
+        self._end = time.monotonic() + limits.deadline_s  # a duration, not business time
         self._limits, self._source = limits, source
 
     def remaining(self, page: int | None = None) -> float:
         left = self._end - time.monotonic()
         if left <= 0:
-            raise DeadlineExceeded(f"document not read within {self._limits.deadline_s:.0f} s",
-                                   source=self._source, page=page)
+            raise DeadlineExceeded(
+                f"document not read within {self._limits.deadline_s:.0f} s", source=self._source, page=page
+            )
         return left
 
 
-def read_document(data: bytes, *, limits: DocumentLimits | None = None, source: str | None = None,
-                  preprocess: Preprocess | None = None) -> DocumentText:
+def read_document(
+    data: bytes,
+    *,
+    limits: DocumentLimits | None = None,
+    source: str | None = None,
+    preprocess: Preprocess | None = None,
+) -> DocumentText:
     limits = limits or DocumentLimits()
     preprocess = preprocess or Preprocess()
     if len(data) > limits.max_bytes:
@@ -71,23 +77,26 @@ def read_document(data: bytes, *, limits: DocumentLimits | None = None, source: 
 
 # -- PDF -----------------------------------------------------------------------------------------
 
+
 def _open_pdf(data: bytes, source: str | None) -> pdfium.PdfDocument:
     try:
         doc = pdfium.PdfDocument(data)
     except pdfium.PdfiumError as e:
         code = getattr(e, "err_code", None)
-        if code == pdfium_c.FPDF_ERR_PASSWORD or code == pdfium_c.FPDF_ERR_SECURITY:
+        if code in (pdfium_c.FPDF_ERR_PASSWORD, pdfium_c.FPDF_ERR_SECURITY):
             raise EncryptedDocument("PDF is encrypted (a password is required)", source=source) from e
         raise CorruptDocument(f"PDF cannot be parsed: {e}", source=source) from e
     if pdfium_c.FPDF_GetSecurityHandlerRevision(doc.raw) != -1:
         doc.close()
-        raise EncryptedDocument("PDF is encrypted (owner password / permissions); encrypted documents "
-                                "are refused", source=source)
+        raise EncryptedDocument(
+            "PDF is encrypted (owner password / permissions); encrypted documents are refused", source=source
+        )
     return doc
 
 
-def _read_pdf(data: bytes, sha: str, limits: DocumentLimits, source: str | None, preprocess: Preprocess,
-              clock: _Clock) -> DocumentText:
+def _read_pdf(  # noqa: PLR0917 - private, called from one place
+    data: bytes, sha: str, limits: DocumentLimits, source: str | None, preprocess: Preprocess, clock: _Clock
+) -> DocumentText:
     check_pdf_bytes(data, source)
     doc = _open_pdf(data, source)
     try:
@@ -102,10 +111,15 @@ def _read_pdf(data: bytes, sha: str, limits: DocumentLimits, source: str | None,
         for i in range(n):
             w, h = doc.get_page_size(i)
             if not (0 < w <= limits.max_page_points and 0 < h <= limits.max_page_points):
-                raise CorruptDocument(f"page size {w:.0f}x{h:.0f} pt out of bounds", source=source, page=i + 1)
+                raise CorruptDocument(
+                    f"page size {w:.0f}x{h:.0f} pt out of bounds", source=source, page=i + 1
+                )
             if w * scale * h * scale > limits.max_pixels:
-                raise DecompressionBomb(f"page renders to {int(w * scale * h * scale)} pixels at {limits.dpi} dpi",
-                                        source=source, page=i + 1)
+                raise DecompressionBomb(
+                    f"page renders to {int(w * scale * h * scale)} pixels at {limits.dpi} dpi",
+                    source=source,
+                    page=i + 1,
+                )
         pages: list[PageText] = []
         ocr_pages = 0
         for i in range(n):
@@ -184,8 +198,16 @@ def _text_layer(page: pdfium.PdfPage, number: int) -> PageText:
 
 # -- images and OCR ------------------------------------------------------------------------------
 
-def _read_image(data: bytes, kind: str, sha: str, limits: DocumentLimits, source: str | None,
-                preprocess: Preprocess, clock: _Clock) -> DocumentText:
+
+def _read_image(  # noqa: PLR0917 - private, called from one place
+    data: bytes,
+    kind: str,
+    sha: str,
+    limits: DocumentLimits,
+    source: str | None,
+    preprocess: Preprocess,
+    clock: _Clock,
+) -> DocumentText:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -197,14 +219,19 @@ def _read_image(data: bytes, kind: str, sha: str, limits: DocumentLimits, source
         try:
             frames = getattr(im, "n_frames", 1)
             if frames > limits.max_pages:
-                raise TooManyPages(f"{frames} frames, more than the {limits.max_pages} accepted", source=source)
+                raise TooManyPages(
+                    f"{frames} frames, more than the {limits.max_pages} accepted", source=source
+                )
             sizes = []
             for f in range(frames):
                 im.seek(f)
                 w, h = im.size
                 if w * h > limits.max_pixels:
-                    raise DecompressionBomb(f"frame declares {w}x{h} pixels, more than {limits.max_pixels}",
-                                            source=source, page=f + 1)
+                    raise DecompressionBomb(
+                        f"frame declares {w}x{h} pixels, more than {limits.max_pixels}",
+                        source=source,
+                        page=f + 1,
+                    )
                 sizes.append((w, h))
             pages = []
             for f in range(frames):
@@ -214,7 +241,9 @@ def _read_image(data: bytes, kind: str, sha: str, limits: DocumentLimits, source
                     im.load()
                     frame = im.convert("RGB")
                 except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
-                    raise CorruptDocument(f"image data cannot be decoded: {e}", source=source, page=f + 1) from e
+                    raise CorruptDocument(
+                        f"image data cannot be decoded: {e}", source=source, page=f + 1
+                    ) from e
                 dpi = _image_dpi(im)
                 pages.append(_ocr_page(frame, f + 1, dpi, limits, source, preprocess, clock))
         finally:
@@ -231,14 +260,28 @@ def _image_dpi(im: Image.Image) -> int:
     return value if 72 <= value <= 1200 else 300
 
 
-def _ocr_page(img: Image.Image, number: int, dpi: int, limits: DocumentLimits, source: str | None,
-              preprocess: Preprocess, clock: _Clock) -> PageText:
+def _ocr_page(  # noqa: PLR0917 - private, called from one place
+    img: Image.Image,
+    number: int,
+    dpi: int,
+    limits: DocumentLimits,
+    source: str | None,
+    preprocess: Preprocess,
+    clock: _Clock,
+) -> PageText:
     prepared, _angle = prepare(img, preprocess)
     buf = io.BytesIO()
     prepared.save(buf, format="PNG")
     timeout = min(limits.ocr_page_timeout_s, clock.remaining(number))
-    words = run_tesseract(buf.getvalue(), dpi=dpi, language=limits.ocr_language, timeout_s=timeout,
-                          memory_bytes=limits.ocr_memory_bytes, source=source, page=number)
+    words = run_tesseract(
+        buf.getvalue(),
+        dpi=dpi,
+        language=limits.ocr_language,
+        timeout_s=timeout,
+        memory_bytes=limits.ocr_memory_bytes,
+        source=source,
+        page=number,
+    )
     k = 72.0 / dpi
     lines = _lines(words, k)
     second = limits.ocr_second_language
@@ -250,8 +293,17 @@ def _ocr_page(img: Image.Image, number: int, dpi: int, limits: DocumentLimits, s
 _MONEY_HINTS = ("元", "人民币", "大写")
 
 
-def _second_reading(line: TextLine, page: Image.Image, k: float, language: str, dpi: int,
-                    limits: DocumentLimits, source: str | None, number: int, clock: _Clock) -> TextLine:
+def _second_reading(  # noqa: PLR0917 - private, called from one place
+    line: TextLine,
+    page: Image.Image,
+    k: float,
+    language: str,
+    dpi: int,
+    limits: DocumentLimits,
+    source: str | None,
+    number: int,
+    clock: _Clock,
+) -> TextLine:
     """Re-read an unsure money line with a second model.
 
     chi_sim lacks 叁/柒/捌/仟; chi_tra has 仟/捌/柒 and the traditional capitals (參, 陸, 萬, 貳), so
@@ -263,13 +315,27 @@ def _second_reading(line: TextLine, page: Image.Image, k: float, language: str, 
         return line
     b = line.bbox
     pad = 8
-    crop = page.crop((max(0, int(b.x0 / k) - pad), max(0, int(b.y0 / k) - pad),
-                      min(page.width, int(b.x1 / k) + pad), min(page.height, int(b.y1 / k) + pad)))
+    crop = page.crop(
+        (
+            max(0, int(b.x0 / k) - pad),
+            max(0, int(b.y0 / k) - pad),
+            min(page.width, int(b.x1 / k) + pad),
+            min(page.height, int(b.y1 / k) + pad),
+        )
+    )
     buf = io.BytesIO()
     crop.save(buf, format="PNG")
     timeout = min(limits.ocr_page_timeout_s, clock.remaining(number))
-    words = run_tesseract(buf.getvalue(), dpi=dpi, language=language, timeout_s=timeout,
-                          memory_bytes=limits.ocr_memory_bytes, source=source, page=number, psm=7)
+    words = run_tesseract(
+        buf.getvalue(),
+        dpi=dpi,
+        language=language,
+        timeout_s=timeout,
+        memory_bytes=limits.ocr_memory_bytes,
+        source=source,
+        page=number,
+        psm=7,
+    )
     text = "".join(w.text for w in words)
     if not text:
         return line
@@ -303,8 +369,12 @@ def _lines(words: list[OcrWord], k: float) -> list[TextLine]:
             text += w.text
             conf += [w.conf] * len(w.text)
             prev = w
-        box = BBox(min(w.left for w in ws) * k, min(w.top for w in ws) * k,
-                   max(w.left + w.width for w in ws) * k, max(w.top + w.height for w in ws) * k)
+        box = BBox(
+            min(w.left for w in ws) * k,
+            min(w.top for w in ws) * k,
+            max(w.left + w.width for w in ws) * k,
+            max(w.top + w.height for w in ws) * k,
+        )
         out.append(TextLine(text, box, min(w.conf for w in ws), tuple(conf)))
     out.sort(key=lambda ln: (round(ln.bbox.y0 / 6), ln.bbox.x0))
     return out

@@ -21,7 +21,7 @@ SECTIONS = {"万": 4, "亿": 8}
 YUAN = {"元", "圆"}
 WHOLE = {"整", "正"}
 ALLOWED = set(DIGITS) | set(UNITS) | set(SECTIONS) | YUAN | WHOLE | {"角", "分"}
-MAX_POSITION = 11          # up to 玖仟玖佰玖拾玖亿... (below one trillion yuan)
+MAX_POSITION = 11  # up to 玖仟玖佰玖拾玖亿... (below one trillion yuan)
 
 
 class CapitalAmountError(MappingError):
@@ -29,8 +29,9 @@ class CapitalAmountError(MappingError):
 
 
 def _fail(text: str, index: int, why: str) -> CapitalAmountError:
-    return CapitalAmountError(f"capital amount {text!r} at character {index + 1}: {why}",
-                              field="amount_capitals")
+    return CapitalAmountError(
+        f"capital amount {text!r} at character {index + 1}: {why}", field="amount_capitals"
+    )
 
 
 def parse_capital_amount(text: str) -> int:
@@ -48,9 +49,9 @@ def parse_capital_amount(text: str) -> int:
     # Split off the integer part at 元.
     yuan_at = next((i for i, ch in enumerate(s) if ch in YUAN), -1)
     if yuan_at >= 0:
-        if any(ch in YUAN for ch in s[yuan_at + 1:]):
+        if any(ch in YUAN for ch in s[yuan_at + 1 :]):
             raise _fail(text, s.index(s[yuan_at], yuan_at + 1), "元 written twice")
-        integer_part, fraction_part, frac_offset = s[:yuan_at], s[yuan_at + 1:], yuan_at + 1
+        integer_part, fraction_part, frac_offset = s[:yuan_at], s[yuan_at + 1 :], yuan_at + 1
         if not integer_part:
             raise _fail(text, yuan_at, "元 without an amount before it")
     else:
@@ -58,11 +59,15 @@ def parse_capital_amount(text: str) -> int:
         if not any(ch in "角分" for ch in s):
             raise _fail(text, len(s) - 1, "no 元, 角 or 分")
         if any(ch in UNITS or ch in SECTIONS for ch in s):
-            raise _fail(text, next(i for i, ch in enumerate(s) if ch in UNITS or ch in SECTIONS),
-                        "a unit of yuan without 元")
+            raise _fail(
+                text,
+                next(i for i, ch in enumerate(s) if ch in UNITS or ch in SECTIONS),
+                "a unit of yuan without 元",
+            )
     yuan, ones_zero = _parse_integer(text, integer_part) if integer_part else (0, True)
-    fen = _parse_fraction(text, fraction_part, frac_offset, has_yuan=bool(integer_part),
-                          ones_zero=ones_zero and yuan > 0)
+    fen = _parse_fraction(
+        text, fraction_part, frac_offset, has_yuan=bool(integer_part), ones_zero=ones_zero and yuan > 0
+    )
     total = yuan * 100 + fen
     if total == 0 and integer_part != "零":
         raise _fail(text, 0, "a zero amount must be written 零元整")
@@ -73,12 +78,12 @@ def _parse_integer(text: str, part: str) -> tuple[int, bool]:
     """The yuan before 元 and whether its ones digit is zero."""
     if part == "零":
         return 0, True
-    pairs: list[tuple[int, int, bool, int]] = []   # (digit, position, zero_before, index)
+    pairs: list[tuple[int, int, bool, int]] = []  # (digit, position, zero_before, index)
     section_base = {"亿": 8, "万": 4}
     i = 0
     n = len(part)
     pending_zero = False
-    pending_digit: tuple[int, int] | None = None   # (digit, index) waiting for its unit
+    pending_digit: tuple[int, int] | None = None  # (digit, index) waiting for its unit
     current: list[tuple[int, int, bool, int]] = []  # pairs of the section being read, position in-section
     seen_sections: list[int] = []
 
@@ -176,8 +181,14 @@ def _parse_fraction(text: str, part: str, offset: int, *, has_yuan: bool, ones_z
         i = 1
         zero_before_jiao = True
     jiao = fen = None
-    if i + 1 < len(part) + 1 and i < len(part) and part[i] in DIGITS and part[i] != "零" \
-            and i + 1 < len(part) and part[i + 1] == "角":
+    if (
+        i + 1 < len(part) + 1
+        and i < len(part)
+        and part[i] in DIGITS
+        and part[i] != "零"
+        and i + 1 < len(part)
+        and part[i + 1] == "角"
+    ):
         jiao = DIGITS[part[i]]
         i += 2
         if zero_before_jiao and not ones_zero:
@@ -229,7 +240,7 @@ def format_capital_amount(minor: int) -> str:
                     zero = False
                 out.append(names[d] + {0: "", 1: "拾", 2: "佰", 3: "仟"}[pos % 4])
             if pos in (4, 8) and pos % 4 == 0:
-                section = digits[max(0, idx - 3): idx + 1]
+                section = digits[max(0, idx - 3) : idx + 1]
                 if int(section) > 0:
                     out.append("万" if pos == 4 else "亿")
                     # a zero run crossing the boundary is written after it (壹万零伍佰)

@@ -27,19 +27,56 @@ from mappings.contracts.capitals import CapitalAmountError, parse_capital_amount
 from mappings.contracts.ocr_capitals import TRA_READ_AS, decode_readings
 
 _HALF = {c: chr(ord(c) - 0xFEE0) for c in map(chr, range(0xFF01, 0xFF5F))}
-_HALF.update({"\u3000": " ", "〈": "(", "《": "(", "【": "(", "〉": ")", "》": ")", "】": ")", "；": ";",
-              "，": ",", "￥": "¥"})
+_HALF.update(
+    {
+        "\u3000": " ",
+        "〈": "(",
+        "《": "(",
+        "【": "(",
+        "〉": ")",
+        "》": ")",
+        "】": ")",
+        "；": ";",
+        "，": ",",
+        "￥": "¥",
+    }
+)
 _HALF["，"] = ","
 
 BUYER = r"(?:甲方\s*\(\s*买方\s*\)|需方\s*\(\s*买方\s*\)|买受人|采购方|买方|甲方|需方)"
 SELLER = r"(?:乙方\s*\(\s*卖方\s*\)|供方\s*\(\s*卖方\s*\)|出卖人|供应方|卖方|乙方|供方)"
-NAME = r"([\u4e00-\u9fff][\u4e00-\u9fff()A-Za-z0-9]{1,58}?(?:有限责任公司|股份有限公司|有限公司|公司|厂|研究院|中心))"
+NAME = (
+    r"([\u4e00-\u9fff][\u4e00-\u9fff()A-Za-z0-9]{1,58}?"
+    r"(?:有限责任公司|股份有限公司|有限公司|公司|厂|研究院|中心))"
+)
 DATE = r"(\d{4})\s*[年\-/.]\s*(\d{1,2})\s*[月\-/.]\s*(\d{1,2})\s*日?"
 USCC_CHARS = "0123456789ABCDEFGHJKLMNPQRTUWXY"
 _USCC_FIX = {"O": "0", "I": "1", "Z": "2", "S": "5", "V": "U"}
-_USCC_CONFUSE = {"0": "DQ", "D": "0Q", "Q": "0D", "8": "B", "B": "8", "1": "7T", "7": "1T", "T": "17",
-                 "5": "6", "6": "5G", "G": "6", "2": "Z", "U": "W", "W": "U", "M": "N", "N": "M", "H": "N",
-                 "3": "8", "9": "8", "4": "A", "A": "4", "X": "Y", "Y": "X"}
+_USCC_CONFUSE = {
+    "0": "DQ",
+    "D": "0Q",
+    "Q": "0D",
+    "8": "B",
+    "B": "8",
+    "1": "7T",
+    "7": "1T",
+    "T": "17",
+    "5": "6",
+    "6": "5G",
+    "G": "6",
+    "2": "Z",
+    "U": "W",
+    "W": "U",
+    "M": "N",
+    "N": "M",
+    "H": "N",
+    "3": "8",
+    "9": "8",
+    "4": "A",
+    "A": "4",
+    "X": "Y",
+    "Y": "X",
+}
 NEGATION = ("不得", "不接受", "不同意", "不可", "不能", "禁止", "不以", "不采用", "不允许", "拒绝")
 # OCR reads 凭 as 赁 often enough to matter; the words around it keep the match specific
 VOUCHER_WORDS = r"(电子债权[凭赁]证|应收账款电子[凭赁]证|债权凭证|电子凭证)"
@@ -88,7 +125,7 @@ class _Text:
                     e = m.end()
                     while e < len(alt) and e - m.end() < 40 and "\u4e00" <= alt[e] <= "\u9fff":
                         e += 1
-                    run = alt[m.end():e]
+                    run = alt[m.end() : e]
                     if len(run) >= 2 and any(c in TRA_READ_AS for c in run):
                         runs.append(run)
         return runs
@@ -118,7 +155,7 @@ def _uscc(raw: str) -> tuple[str, float] | None:
         return None
     if stdnum_uscc.is_valid(code):
         return code, 1.0 if code == raw else 0.9
-    repairs = {code[:i] + alt + code[i + 1:] for i, c in enumerate(code) for alt in _USCC_CONFUSE.get(c, "")}
+    repairs = {code[:i] + alt + code[i + 1 :] for i, c in enumerate(code) for alt in _USCC_CONFUSE.get(c, "")}
     valid = [r for r in repairs if stdnum_uscc.is_valid(r)]
     return (valid[0], 0.75) if len(valid) == 1 else None
 
@@ -146,16 +183,19 @@ def extract_elements(doc: DocumentText) -> ContractElements:
     # Parties: the first labelled name per role; codes go to the role named in their own label
     # (需方统一社会信用代码) or to the nearest party named before them.
     parties: list[tuple[int, str]] = []
-    for role, pattern in (("buyer", BUYER), ("seller", SELLER)):
+    for party_role, pattern in (("buyer", BUYER), ("seller", SELLER)):
         for m in re.finditer(pattern + r"\s*[:]?\s*" + NAME, s):
-            parties.append((m.start(), role))
-            if f"{role}_name" not in out:
-                out[f"{role}_name"] = Element(m.group(1), t.evidence(*m.span(1)))
+            parties.append((m.start(), party_role))
+            if f"{party_role}_name" not in out:
+                out[f"{party_role}_name"] = Element(m.group(1), t.evidence(*m.span(1)))
     parties.sort()
-    for m in re.finditer(r"((?:需方|供方|甲方|乙方|买方|卖方)?)\s*(?:统一社会信用代码|[信言]用代码)\s*[:]?\s*([0-9A-Za-z]{18})"
-                         r"(?![0-9A-Za-z])", s):
+    for m in re.finditer(
+        r"((?:需方|供方|甲方|乙方|买方|卖方)?)\s*(?:统一社会信用代码|[信言]用代码)\s*[:]?\s*([0-9A-Za-z]{18})"
+        r"(?![0-9A-Za-z])",
+        s,
+    ):
         label = m.group(1)
-        role = ("buyer" if label in ("需方", "甲方", "买方") else "seller") if label else None
+        role: str | None = ("buyer" if label in ("需方", "甲方", "买方") else "seller") if label else None
         if role is None:
             before = [r for p, r in parties if p < m.start()]
             role = before[-1] if before else None
@@ -171,8 +211,11 @@ def extract_elements(doc: DocumentText) -> ContractElements:
             out[f"{role}_uscc"] = Element(fixed[0], ev)
 
     # one stray character may stand where OCR lost the currency sign (羊19,544,270.00, f13,558,430.00)
-    for m in re.finditer(r"(?:小[写与]\s*\)?\s*[:]?|(?:合同总金额|合同金额|总金额|总价款|金额)\s*[:]?)\s*"
-                         r"(人民币|CNY|RMB|USD|美元)?\s*[^\d\s]?\s*([0-9][0-9, ]*(?:\.[0-9]{1,2})?)(?!\d)", s):
+    for m in re.finditer(
+        r"(?:小[写与]\s*\)?\s*[:]?|(?:合同总金额|合同金额|总金额|总价款|金额)\s*[:]?)\s*"
+        r"(人民币|CNY|RMB|USD|美元)?\s*[^\d\s]?\s*([0-9][0-9, ]*(?:\.[0-9]{1,2})?)(?!\d)",
+        s,
+    ):
         value = _figures(m.group(2))
         if value is None:
             continue
@@ -182,17 +225,27 @@ def extract_elements(doc: DocumentText) -> ContractElements:
     if "amount_figures" not in out:
         # the label misread (小与, 小写 wrapped onto the next line): a grouped figure with two
         # decimals right after the capital amount is the same figure
-        m = re.search(r"(?:大写|人民币)[^0-9]{2,60}?(?<![0-9.,])(\d{1,3}(?:,\d{3})+\.\d{2})(?![0-9])", s, re.S)
+        m = re.search(
+            r"(?:大写|人民币)[^0-9]{2,60}?(?<![0-9.,])(\d{1,3}(?:,\d{3})+\.\d{2})(?![0-9])", s, re.S
+        )
         if m and (value := _figures(m.group(1))) is not None:
             out["amount_figures"] = Element(value, t.evidence(*m.span(1)))
             fig_at = m.start(1)
     if (fig := out.get("amount_figures")) is not None:
-        around = s[max(0, fig_at - 80):fig_at + 40]
-        ccy = "USD" if re.search(r"USD|美元|\$", around) else "CNY" if re.search(r"人民币|CNY|RMB|¥", around) else None
+        around = s[max(0, fig_at - 80) : fig_at + 40]
+        ccy = (
+            "USD"
+            if re.search(r"USD|美元|\$", around)
+            else "CNY"
+            if re.search(r"人民币|CNY|RMB|¥", around)
+            else None
+        )
         if ccy:
             out["currency"] = Element(ccy, fig.evidence)  # type: ignore[attr-defined]
 
-    for m in re.finditer(r"(?:大[写与]\s*\)?\s*[:]?\s*(?:人民币)?|人民币\s*\(?\s*大[写与]\s*\)?\s*|人民币)\s*", s):
+    for m in re.finditer(
+        r"(?:大[写与]\s*\)?\s*[:]?\s*(?:人民币)?|人民币\s*\(?\s*大[写与]\s*\)?\s*|人民币)\s*", s
+    ):
         end = m.end()
         if t.ocr:
             # an OCR run goes to the next delimiter: characters without a reading may still be
@@ -202,9 +255,9 @@ def extract_elements(doc: DocumentText) -> ContractElements:
         else:
             while end < len(s) and s[end] in CAPITAL_CHARS:
                 end += 1
-        run = s[m.end():end]
+        run = s[m.end() : end]
         if len(run) < 2 or (end < len(s) and "\u4e00" <= s[end] <= "\u9fff"):
-            continue          # a run cut short by an unreadable character is not an amount
+            continue  # a run cut short by an unreadable character is not an amount
         try:
             if t.ocr:
                 value, exact = decode_readings(run, t.alternatives(m.end(), end))
@@ -234,8 +287,11 @@ def extract_elements(doc: DocumentText) -> ContractElements:
         ev = t.evidence(start, end) if (end - start) < 200 else t.evidence(*spans[0])
         out["delivery"] = Element(DeliveryTerms(s[start:end].replace("\n", ""), by, days), ev)
 
-    m = re.search(r"(?:验收合格|收货|到货|收到发票|开具发票)[^。\n]{0,12}?(\d{1,3})\s*(?:个自然)?(?:日|天)内\s*"
-                  r"(?:支付|付款|付清)", s)
+    m = re.search(
+        r"(?:验收合格|收货|到货|收到发票|开具发票)[^。\n]{0,12}?(\d{1,3})\s*(?:个自然)?(?:日|天)内\s*"
+        r"(?:支付|付款|付清)",
+        s,
+    )
     if m:
         out["payment_term_days"] = Element(int(m.group(1)), t.evidence(m.start(1), m.end(1)))
 
@@ -243,11 +299,11 @@ def extract_elements(doc: DocumentText) -> ContractElements:
     for m in re.finditer(VOUCHER_WORDS, s):
         a = max(s.rfind("。", 0, m.start()), s.rfind(":", 0, m.start()), s.rfind(";", 0, m.start())) + 1
         b = s.find("。", m.end())
-        sentence = s[a:b if b >= 0 else len(s)]
-        value: VoucherClause = "no" if any(w in sentence for w in NEGATION) else "yes"
+        sentence = s[a : b if b >= 0 else len(s)]
+        said: VoucherClause = "no" if any(w in sentence for w in NEGATION) else "yes"
         ev = t.evidence(m.start(), m.end())
-        if clause is None or (value == "no" and clause.value == "yes"):
-            clause = Element(value, ev)
+        if clause is None or (said == "no" and clause.value == "yes"):
+            clause = Element(said, ev)
     if clause:
         out["voucher_clause"] = clause
     return ContractElements(**out)  # type: ignore[arg-type]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import random
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -21,13 +22,17 @@ from PIL import Image, ImageDraw, ImageFont
 
 from mappings.contracts.capitals import format_capital_amount
 
-FONTS = ["/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc", "/usr/share/fonts/truetype/arphic/uming.ttc",
-         "/usr/share/fonts/truetype/arphic/ukai.ttc"]
+TESSERACT = shutil.which("tesseract") or "/usr/bin/tesseract"
+FONTS = [
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",
+    "/usr/share/fonts/truetype/arphic/uming.ttc",
+    "/usr/share/fonts/truetype/arphic/ukai.ttc",
+]
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    rng = random.Random(7)
+    rng = random.Random(7)  # noqa: S311 - reproducible test data, not secrets
     table: dict[str, collections.Counter[str]] = collections.defaultdict(collections.Counter)
     aligned = total = 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -47,11 +52,16 @@ def main(argv: list[str] | None = None) -> int:
                 img = Image.fromarray(arr.clip(0, 255).astype(np.uint8))
                 f = Path(tmp) / "sheet.png"
                 img.save(f)
-                out = subprocess.run(["tesseract", str(f), "-", "-l", "chi_sim", "--psm", "6"],
-                                     capture_output=True, text=True, timeout=300, check=True).stdout
+                out = subprocess.run(  # noqa: S603 - the Debian tesseract, fixed arguments
+                    [TESSERACT, str(f), "-", "-l", "chi_sim", "--psm", "6"],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=True,
+                ).stdout
                 got = [ln.replace(" ", "") for ln in out.splitlines() if ln.strip()]
-                for want, read in zip(lines, got, strict=False):
-                    read = read.removeprefix("人民币")
+                for want, raw in zip(lines, got, strict=False):
+                    read = raw.removeprefix("人民币")
                     total += 1
                     if len(read) != len(want):
                         continue
@@ -75,18 +85,23 @@ def main(argv: list[str] | None = None) -> int:
                 img, _ = prepare(degrade(page, rng, rng.uniform(-1.5, 1.5)), Preprocess())
                 f = Path(tmp) / "sheet.png"
                 img.save(f)
-                out = subprocess.run(["tesseract", str(f), "-", "-l", lang, "--psm", "6", "--dpi", str(dpi)],
-                                     capture_output=True, text=True, timeout=300, check=True).stdout
+                out = subprocess.run(  # noqa: S603 - the Debian tesseract, fixed arguments
+                    [TESSERACT, str(f), "-", "-l", lang, "--psm", "6", "--dpi", str(dpi)],
+                    capture_output=True,
+                    text=True,
+                    timeout=300,
+                    check=True,
+                ).stdout
                 got = [ln.replace(" ", "") for ln in out.splitlines() if ln.strip()]
-                for want, read in zip(lines, got, strict=False):
-                    read = read.removeprefix("人民币").removeprefix("人民幣")
+                for want, raw in zip(lines, got, strict=False):
+                    read = raw.removeprefix("人民币").removeprefix("人民幣")
                     total += 1
                     if len(read) != len(want):
                         continue
                     aligned += 1
                     for w, r in zip(want, read, strict=True):
                         table[r][w] += 1
-                lines = lines[len(got):]
+                lines = lines[len(got) :]
     print(f"lines {total}, aligned {aligned}", file=sys.stderr)
     for read, counts in sorted(table.items()):
         print(read, dict(counts.most_common()))

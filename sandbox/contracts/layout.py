@@ -14,7 +14,7 @@ from reportlab.pdfgen import canvas
 
 FONT = "CVHubCJK"
 _FONT_PATHS = (
-    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",       # Debian fonts-wqy-zenhei (setup.sh)
+    "/usr/share/fonts/truetype/wqy/wqy-zenhei.ttc",  # Debian fonts-wqy-zenhei (setup.sh)
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",
 )
 
@@ -31,9 +31,9 @@ def register_font() -> str:
 
 @dataclass
 class Mark:
-    page: int               # 1-based
-    x: float                # points from the left, centre of the mark
-    y: float                # points from the top
+    page: int  # 1-based
+    x: float  # points from the left, centre of the mark
+    y: float  # points from the top
 
 
 @dataclass
@@ -99,7 +99,9 @@ class Doc:
         self._text(self.width / 2 + 10, self._y, right, size)
         self._y += size * self.leading
 
-    def table(self, rows: list[tuple[str, str]], *, key_width: float = 150.0, size: float | None = None) -> None:
+    def table(
+        self, rows: list[tuple[str, str]], *, key_width: float = 150.0, size: float | None = None
+    ) -> None:
         size = size or self.size
         x0, x1 = self.margin, self.width - self.margin
         row_h = size * 2.0

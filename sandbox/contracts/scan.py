@@ -55,15 +55,16 @@ def seal_layer(size: int, text: str, rng: random.Random) -> Image.Image:
     return Image.fromarray(arr.clip(0, 255).astype(np.uint8), "L")
 
 
-def stamp(page: Image.Image, centre: tuple[float, float], diameter: int, text: str,
-          rng: random.Random) -> Image.Image:
+def stamp(
+    page: Image.Image, centre: tuple[float, float], diameter: int, text: str, rng: random.Random
+) -> Image.Image:
     layer = seal_layer(diameter, text, rng)
     ink = np.zeros((page.height, page.width), dtype=np.float32)
     x0, y0 = int(centre[0] - diameter / 2), int(centre[1] - diameter / 2)
     sub = np.asarray(layer, dtype=np.float32) / 255.0
     xs, ys = max(0, x0), max(0, y0)
     xe, ye = min(page.width, x0 + diameter), min(page.height, y0 + diameter)
-    ink[ys:ye, xs:xe] = sub[ys - y0:ye - y0, xs - x0:xe - x0]
+    ink[ys:ye, xs:xe] = sub[ys - y0 : ye - y0, xs - x0 : xe - x0]
     arr = np.asarray(page, dtype=np.float32)
     tint = np.array(SEAL_RGB, dtype=np.float32) / 255.0
     # multiply: ink over paper takes the seal colour, ink over black text stays black
@@ -76,7 +77,7 @@ def degrade(page: Image.Image, rng: random.Random, angle: float) -> Image.Image:
     page = page.filter(ImageFilter.GaussianBlur(radius=0.5))
     nrng = np.random.default_rng(rng.randrange(2**32))
     arr = np.asarray(page, dtype=np.float32)
-    arr = arr * 0.94 + 6.0                                # paper is not white, toner not black
+    arr = arr * 0.94 + 6.0  # paper is not white, toner not black
     arr += nrng.normal(0.0, 10.0, arr.shape[:2])[..., None]
     speckle = nrng.random(arr.shape[:2]) < 0.0008
     arr[speckle] = 30.0
@@ -94,16 +95,28 @@ def make_scan(pdf: bytes, doc: Doc, fmt: str, rng: random.Random, *, sealed: boo
         if m.page <= len(pages):
             i = m.page - 1
             diameter = int(1.6 * dpi)
-            pages[i] = stamp(pages[i], (m.x * scale + diameter * 0.2, m.y * scale + 10 * scale), diameter,
-                             "合同专用章" + "有限公司", rng)
+            pages[i] = stamp(
+                pages[i],
+                (m.x * scale + diameter * 0.2, m.y * scale + 10 * scale),
+                diameter,
+                "合同专用章" + "有限公司",
+                rng,
+            )
     angle = round(rng.uniform(-1.5, 1.5), 2)
     pages = [degrade(p, rng, angle) for p in pages]
     out = io.BytesIO()
     if fmt == "scanned_pdf":
         pages[0].save(out, format="PDF", save_all=True, append_images=pages[1:], resolution=dpi, quality=80)
     elif fmt == "tiff":
-        pages[0].save(out, format="TIFF", save_all=True, append_images=pages[1:], compression="jpeg",
-                      quality=80, dpi=(dpi, dpi))
+        pages[0].save(
+            out,
+            format="TIFF",
+            save_all=True,
+            append_images=pages[1:],
+            compression="jpeg",
+            quality=80,
+            dpi=(dpi, dpi),
+        )
     elif fmt == "png":
         pages[0].save(out, format="PNG", dpi=(dpi, dpi), optimize=False)
     else:

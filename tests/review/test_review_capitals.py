@@ -14,12 +14,12 @@ GOOD = [
     ("壹元整", 100),
     ("壹圆正", 100),
     ("壹万元", 1_000_000),
-    ("拾万元整", 10_000_000),                      # a leading 拾 stands for 壹拾
+    ("拾万元整", 10_000_000),  # a leading 拾 stands for 壹拾
     ("壹仟零伍元整", 100_500),
     ("壹万零伍佰元整", 1_050_000),
-    ("壹拾万柒仟元零伍角叁分", 10_700_053),        # zero at the 万 boundary may be omitted ...
-    ("壹拾万零柒仟元伍角叁分", 10_700_053),        # ... or written
-    ("壹仟陆佰捌拾元零叁角贰分", 168_032),         # 零 after 元 when the ones digit is zero
+    ("壹拾万柒仟元零伍角叁分", 10_700_053),  # zero at the 万 boundary may be omitted ...
+    ("壹拾万零柒仟元伍角叁分", 10_700_053),  # ... or written
+    ("壹仟陆佰捌拾元零叁角贰分", 168_032),  # 零 after 元 when the ones digit is zero
     ("壹仟陆佰捌拾元叁角贰分", 168_032),
     ("壹元零伍分", 105),
     ("伍角整", 50),
@@ -31,7 +31,7 @@ GOOD = [
 
 BAD = [
     ("", "empty"),
-    ("壹仟伍元", "skipped digits need a 零"),        # colloquially 1500: ambiguous, refused
+    ("壹仟伍元", "skipped digits need a 零"),  # colloquially 1500: ambiguous, refused
     ("壹仟零零伍元", "零 written twice"),
     ("壹元伍分", "needs 零"),
     ("壹元伍分整", "needs 零"),
@@ -77,4 +77,4 @@ def test_ocr_look_alikes_decode_only_when_one_amount_fits() -> None:
     with pytest.raises(CapitalAmountError, match="no reading"):
         decode_ocr_capitals("壹什X佰元整")
     with pytest.raises(CapitalAmountError, match="grammar"):
-        decode_ocr_capitals("什什元整")          # two units in a row fit no amount
+        decode_ocr_capitals("什什元整")  # two units in a row fit no amount

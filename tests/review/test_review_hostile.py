@@ -53,21 +53,28 @@ def hand_pdf(objects: list[bytes], root: int = 1) -> bytes:
     return bytes(out)
 
 
-PAGE_OBJECTS = [b"<< /Type /Catalog /Pages 2 0 R >>",
-                b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-                b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>"]
+PAGE_OBJECTS = [
+    b"<< /Type /Catalog /Pages 2 0 R >>",
+    b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+    b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+]
 
 
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A real bomb: 1-bit greyscale, every row zeros; ~110 MB of pixels in ~110 kB of file."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
 
     row = b"\x00" * (1 + (width + 7) // 8)
     z = zlib.compressobj(9)
     idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
-            + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0))
+        + chunk(b"IDAT", idat)
+        + chunk(b"IEND", b"")
+    )
 
 
 def refused(data: bytes, kind: type[DocumentRefused], **limits: object) -> DocumentRefused:
@@ -78,8 +85,17 @@ def refused(data: bytes, kind: type[DocumentRefused], **limits: object) -> Docum
 
 
 def test_error_codes_are_distinct_under_one_root() -> None:
-    kinds = [UnsupportedDocument, DocumentTooLarge, TooManyPages, EncryptedDocument, ActiveContent,
-             DecompressionBomb, CorruptDocument, DeadlineExceeded, OcrFailed]
+    kinds = [
+        UnsupportedDocument,
+        DocumentTooLarge,
+        TooManyPages,
+        EncryptedDocument,
+        ActiveContent,
+        DecompressionBomb,
+        CorruptDocument,
+        DeadlineExceeded,
+        OcrFailed,
+    ]
     assert len({k.code for k in kinds}) == len(kinds)
     assert all(issubclass(k, DocumentRefused) for k in kinds)
 
@@ -95,22 +111,31 @@ def test_encrypted_pdf_with_only_an_owner_password_is_refused_too() -> None:
 
 
 def test_pdf_with_javascript_open_action() -> None:
-    objs = [b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>", *PAGE_OBJECTS[1:],
-            b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>"]
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
+        *PAGE_OBJECTS[1:],
+        b"<< /S /JavaScript /JS (app.alert\\(1\\)) >>",
+    ]
     err = refused(hand_pdf(objs), ActiveContent)
     assert "/JavaScript" in err.message
 
 
 def test_pdf_with_hex_escaped_javascript_name() -> None:
-    objs = [b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>", *PAGE_OBJECTS[1:],
-            b"<< /S /J#61vaScript /J#53 (app.alert\\(1\\)) >>"]
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R /OpenAction 4 0 R >>",
+        *PAGE_OBJECTS[1:],
+        b"<< /S /J#61vaScript /J#53 (app.alert\\(1\\)) >>",
+    ]
     assert "hex-escaped" in refused(hand_pdf(objs), ActiveContent).message
 
 
 def test_pdf_with_javascript_inside_a_compressed_object_stream() -> None:
     inner = zlib.compress(b"5 0 << /S /JavaScript /JS (app.alert\\(1\\)) >>")
-    stm = b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n" % len(inner) \
-        + inner + b"\nendstream"
+    stm = (
+        b"<< /Type /ObjStm /N 1 /First 4 /Filter /FlateDecode /Length %d >>\nstream\n" % len(inner)
+        + inner
+        + b"\nendstream"
+    )
     err = refused(hand_pdf([*PAGE_OBJECTS, stm]), ActiveContent)
     assert "compressed object stream" in err.message
 
@@ -138,15 +163,22 @@ def test_image_decompression_bomb_is_refused_from_its_header() -> None:
 
 
 def test_pdf_embedding_a_bomb_image_is_refused_before_rendering() -> None:
-    pixels = zlib.compress(b"\x00" * (5_000 * 1_250))          # 40000 x 5000 at 1 bit, all black
-    image = (b"<< /Type /XObject /Subtype /Image /Width 40000 /Height 5000 /ColorSpace /DeviceGray "
-             b"/BitsPerComponent 1 /Filter /FlateDecode /Length %d >>\nstream\n" % len(pixels) + pixels
-             + b"\nendstream")
+    pixels = zlib.compress(b"\x00" * (5_000 * 1_250))  # 40000 x 5000 at 1 bit, all black
+    image = (
+        b"<< /Type /XObject /Subtype /Image /Width 40000 /Height 5000 /ColorSpace /DeviceGray "
+        b"/BitsPerComponent 1 /Filter /FlateDecode /Length %d >>\nstream\n"
+        % len(pixels)
+        + pixels
+        + b"\nendstream"
+    )
     content = b"q 595 0 0 842 0 0 cm /Im0 Do Q"
-    objs = [*PAGE_OBJECTS[:2],
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im0 4 0 R >> >> "
-            b"/Contents 5 0 R >>",
-            image, b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream"]
+    objs = [
+        *PAGE_OBJECTS[:2],
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im0 4 0 R >> >> "
+        b"/Contents 5 0 R >>",
+        image,
+        b"<< /Length %d >>\nstream\n" % len(content) + content + b"\nendstream",
+    ]
     err = refused(hand_pdf(objs), DecompressionBomb)
     assert err.page == 1 and "40000x5000" in err.message
 
@@ -164,9 +196,12 @@ def test_unknown_type_and_oversize() -> None:
 def test_nothing_partial_a_good_first_page_does_not_come_out_alone() -> None:
     # page 1 has a text layer; page 2 is an oversized page: the whole document is refused
     good = text_pdf(pages=1)
-    objs = [b"<< /Type /Catalog /Pages 2 0 R >>", b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
-            b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 20000 842] >>"]
+    objs = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R 4 0 R] /Count 2 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 20000 842] >>",
+    ]
     assert read_document(good).page_count == 1
     err = refused(hand_pdf(objs), CorruptDocument)
     assert err.page == 2
