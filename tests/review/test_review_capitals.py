@@ -78,3 +78,17 @@ def test_ocr_look_alikes_decode_only_when_one_amount_fits() -> None:
         decode_ocr_capitals("壹什X佰元整")
     with pytest.raises(CapitalAmountError, match="grammar"):
         decode_ocr_capitals("什什元整")  # two units in a row fit no amount
+
+
+def test_second_reading_fills_what_the_first_cannot_print() -> None:
+    from mappings.contracts.ocr_capitals import decode_readings
+
+    # chi_sim printed 码 (no reading) where chi_tra printed 貳; the merged reading decodes
+    assert decode_readings("玖拾码万元整", ["玖拾貳萬元整"]) == (92_000_000, False)
+    # traditional capitals from chi_tra alone
+    assert decode_readings("码码元整", ["參仟元整"])[0] == 300_000
+    # the two readings decode to different amounts: refused, not a guess
+    with pytest.raises(CapitalAmountError, match="different amounts"):
+        decode_readings("伍仟元整", ["陸仟元整"])
+    with pytest.raises(CapitalAmountError, match="no reading"):
+        decode_readings("码码元整", ["码码元整"])
