@@ -130,6 +130,9 @@ class _Text:
                         runs.append(run)
         return runs
 
+    def confidence(self, start: int, end: int) -> float:
+        return min(self.conf[start:end], default=1.0)
+
     def evidence(self, start: int, end: int, factor: float = 1.0) -> Evidence:
         hit = [ln for ln in self.lines if ln.start < end and ln.start + len(ln.line.text) + 1 > start]
         first = hit[0] if hit else self.lines[0]
@@ -301,7 +304,9 @@ def extract_elements(doc: DocumentText) -> ContractElements:
         b = s.find("。", m.end())
         sentence = s[a : b if b >= 0 else len(s)]
         said: VoucherClause = "no" if any(w in sentence for w in NEGATION) else "yes"
+        # the whole sentence's confidence: a misread negation (不得) would turn "no" into "yes"
         ev = t.evidence(m.start(), m.end())
+        ev = Evidence(ev.page, ev.bbox, ev.text, min(ev.confidence, t.confidence(a, a + len(sentence))))
         if clause is None or (said == "no" and clause.value == "yes"):
             clause = Element(said, ev)
     if clause:
