@@ -85,12 +85,22 @@ def test_voucher_clause_no_and_absent_are_told_apart() -> None:
         assert e.voucher_clause_status == item.truth.voucher_clause
 
 
-ALL = ("contract_no", "buyer_name", "buyer_uscc", "seller_name", "seller_uscc", "amount_figures",
-       "amount_capitals", "currency", "signing_date", "payment_term_days")
+ALL = (
+    "contract_no",
+    "buyer_name",
+    "buyer_uscc",
+    "seller_name",
+    "seller_uscc",
+    "amount_figures",
+    "amount_capitals",
+    "currency",
+    "signing_date",
+    "payment_term_days",
+)
 SCANS = [
     # (index, layout, format, sealed, fields that must be read exactly); the capital amounts of these
     # contain 仟/捌/柒/叁, which chi_sim cannot print: they are read through the second reading
-    (2001, "equipment", "scanned_pdf", True, ALL),       # the seal sits over the signing date
+    (2001, "equipment", "scanned_pdf", True, ALL),  # the seal sits over the signing date
     (2002, "order", "png", False, ALL),
     (2003, "order", "jpeg", True, ALL),
     (2004, "table", "tiff", False, tuple(f for f in ALL if f != "buyer_uscc")),

@@ -224,3 +224,18 @@ def test_ocr_memory_bound_is_enforced() -> None:
     Image.new("RGB", (1240, 1754), "white").save(buf, format="PNG")
     err = refused(buf.getvalue(), OcrFailed, ocr_memory_bytes=16 * 1024 * 1024)
     assert "tesseract failed" in err.message
+
+
+def test_active_names_inside_stream_bytes_are_not_active_content() -> None:
+    # compressed image bytes spell /JS by chance (the corpus's scanned PDFs did); a stream body is
+    # data, not a dictionary: only object streams are looked into
+    blob = b"\x00\x11/JS\x7f/JavaScript\x00"
+    objs = [
+        *PAGE_OBJECTS[:2],
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Resources << /XObject << /Im0 4 0 R >> >> >>",
+        b"<< /Type /XObject /Subtype /Image /Width 4 /Height 4 /ColorSpace /DeviceGray /BitsPerComponent 8 "
+        b"/Length %d >>\nstream\n" % len(blob) + blob + b"\nendstream",
+    ]
+    from connectors.ocr.preflight import check_pdf_bytes
+
+    check_pdf_bytes(hand_pdf(objs), "scan.pdf")  # no ActiveContent raised
