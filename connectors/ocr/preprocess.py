@@ -39,6 +39,7 @@ def remove_red(img: Image.Image, margin: int = 50) -> Image.Image:
 
 
 def otsu_threshold(gray: np.ndarray) -> int:
+    """The grey level t that best splits ink (<= t) from paper (> t)."""
     hist = np.bincount(gray.ravel(), minlength=256).astype(np.float64)
     w = np.cumsum(hist)
     mu = np.cumsum(hist * np.arange(256))
@@ -53,7 +54,7 @@ def skew_angle(gray: Image.Image, max_deg: float = 3.0) -> float:
     small = gray.copy()
     small.thumbnail((900, 900))
     arr = np.asarray(small)
-    ink = Image.fromarray(((arr < otsu_threshold(arr)) * 255).astype(np.uint8), "L")
+    ink = Image.fromarray(((arr <= otsu_threshold(arr)) * 255).astype(np.uint8), "L")
 
     def sharpness(deg: float) -> float:
         rows = np.asarray(ink.rotate(deg, resample=Image.NEAREST, fillcolor=0), dtype=np.float64).sum(axis=1)
