@@ -177,7 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
 
     items = ensure_corpus(a.dir, a.count, a.seed)
-    on = {"remove_seal": True, "deskew": False, "binarise": False}  # the reader's defaults
+    on = {"remove_seal": True, "deskew": True, "binarise": False}  # the reader's defaults
     results, wall = run(items, a.dir, a.jobs, on)
     refused = [r for r in results if "error" in r]
     for r in refused:
@@ -233,11 +233,11 @@ def main(argv: list[str] | None = None) -> int:
         sample = [it for it in items if it["fmt"] != "text_pdf"][: a.ablation]
         print(f"\nablation on {len(sample)} scans (lowest field score / mean field score / seconds):")
         for label, steps in (
-            ("seal removal (default)", on),
+            ("seal + deskew (default)", on),
             ("nothing", {"remove_seal": False, "deskew": False, "binarise": False}),
-            ("seal + deskew", {**on, "deskew": True}),
-            ("seal + binarise", {**on, "binarise": True}),
-            ("seal + deskew + binarise", {**on, "deskew": True, "binarise": True}),
+            ("seal only", {**on, "deskew": False}),
+            ("seal + binarise", {**on, "deskew": False, "binarise": True}),
+            ("seal + deskew + binarise", {**on, "binarise": True}),
         ):
             res, w = run(sample, a.dir, a.jobs, steps)
             sc = score([(expected(it["truth"]), r.get("got")) for it, r in zip(sample, res, strict=True)])  # type: ignore[arg-type]

@@ -1,6 +1,5 @@
 """Page-image clean-up before OCR, each step measured by ``cvhub bench review --ablation``
-(red-seal removal on by default; deskew and binarisation available, off by default: they measured
-worse):
+(red-seal removal and deskew on by default, binarisation available and off):
 
 - red-seal removal by colour: pixels whose red exceeds both green and blue by a margin take their
   red value (seal ink turns near-white; black text under the seal stays black);
@@ -20,10 +19,9 @@ from PIL import Image, ImageFilter
 @dataclass(frozen=True, slots=True)
 class Preprocess:
     remove_seal: bool = True
-    # Off by default: measured to cost accuracy on the corpus (``--ablation``, docs/review.md).
-    # Tesseract's LSTM recognises from the greyscale image and copes with a degree or two of skew
-    # per line; a binarised or resampled page gives it less to work with.
-    deskew: bool = False
+    # Chosen by ``--ablation`` on 20 corpus scans (docs/review.md): seal removal + deskew scored
+    # best; binarisation on top of deskew scored lower (Tesseract's LSTM reads greyscale).
+    deskew: bool = True
     binarise: bool = False
     seal_margin: int = 50
 

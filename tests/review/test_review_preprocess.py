@@ -39,4 +39,4 @@ def test_binarisation_threshold_separates_ink_from_paper() -> None:
     out, _ = prepare(page_with_lines(), Preprocess(binarise=True))
     assert set(np.unique(np.asarray(out))) <= {0, 255}
     default, angle = prepare(page_with_lines(), Preprocess())
-    assert angle == 0.0 and default.mode == "L"
+    assert abs(angle) <= 0.05 and default.mode == "L"
