@@ -71,11 +71,8 @@ def _run(n: int, work: Path) -> int:
             inner = sum(s for _, s in step_timings())
             dag_total += out.seconds
             step_total += inner
-            print(
-                f"  {name:<28} {secs:8.2f}s   in flow steps {inner:8.2f}s   "
-                f"airflow {out.seconds - inner:6.2f}s",
-                flush=True,
-            )
+            print(f"  {name:<28} {secs:8.2f}s   in flow steps {inner:8.2f}s   "
+                  f"airflow {out.seconds - inner:6.2f}s", flush=True)
             for step, step_secs in step_timings():
                 print(f"      {step:<40} {step_secs:8.2f}s", flush=True)
         else:
@@ -86,47 +83,22 @@ def _run(n: int, work: Path) -> int:
         stack.export()
         ledger = ledger_for(settings)
         day = d0.isoformat()
-        ledger.apply(
-            [
-                {
-                    "cmd": "register_party",
-                    "key": f"party:{OBLIGOR.uscc}",
-                    "on": day,
-                    "uscc": OBLIGOR.uscc,
-                    "name": OBLIGOR.name,
-                    "roles": ["obligor"],
-                },
-                {
-                    "cmd": "set_quota",
-                    "key": "bench:quota",
-                    "on": day,
-                    "obligor": OBLIGOR.uscc,
-                    "currency": "CNY",
-                    "limit": "900000000000.00",
-                },
-                {
-                    "cmd": "add_account",
-                    "key": f"account:{OBLIGOR.uscc}:{OBLIGOR.account}",
-                    "on": day,
-                    "uscc": OBLIGOR.uscc,
-                    "currency": "CNY",
-                    "account_no": OBLIGOR.account,
-                    "cnaps": OBLIGOR.cnaps,
-                },
-            ]
-        )
+        ledger.apply([
+            {"cmd": "register_party", "key": f"party:{OBLIGOR.uscc}", "on": day, "uscc": OBLIGOR.uscc,
+             "name": OBLIGOR.name, "roles": ["obligor"]},
+            {"cmd": "set_quota", "key": "bench:quota", "on": day, "obligor": OBLIGOR.uscc, "currency": "CNY",
+             "limit": "900000000000.00"},
+            {"cmd": "add_account", "key": f"account:{OBLIGOR.uscc}:{OBLIGOR.account}", "on": day,
+             "uscc": OBLIGOR.uscc, "currency": "CNY", "account_no": OBLIGOR.account, "cnaps": OBLIGOR.cnaps},
+        ])
         print(f"e2e: {n} vouchers, data in {work}", flush=True)
         t = time.perf_counter()
         for i in range(n):
             stack.srm.add_payable(amount=f"{1000 + i % 9000}.{i % 100:02d}", due_date=d1)
         stages["seed SRM sandbox"] = time.perf_counter() - t
         start = time.perf_counter()
-        stage(
-            "srm_payables",
-            lambda: run_dag(
-                "srm_payables", logical_date=datetime(d0.year, d0.month, d0.day, 9, 15, tzinfo=UTC)
-            ),
-        )
+        stage("srm_payables", lambda: run_dag("srm_payables", logical_date=datetime(
+            d0.year, d0.month, d0.day, 9, 15, tzinfo=UTC)))
 
         def accept() -> None:
             from sqlalchemy import select
@@ -137,12 +109,8 @@ def _run(n: int, work: Path) -> int:
             with ledger_session(settings) as s:
                 vouchers = list(s.scalars(select(VoucherRow.voucher_no).where(VoucherRow.state == "issued")))
             for i in range(0, len(vouchers), 5000):
-                ledger.apply(
-                    [
-                        {"cmd": "accept", "key": f"bench:accept:{v}", "on": day, "voucher_no": v}
-                        for v in vouchers[i : i + 5000]
-                    ]
-                )
+                ledger.apply([{"cmd": "accept", "key": f"bench:accept:{v}", "on": day, "voucher_no": v}
+                              for v in vouchers[i:i + 5000]])
 
         stage("accept (ledger batch)", accept)
         stack.clock.set_day(d1)
@@ -150,9 +118,8 @@ def _run(n: int, work: Path) -> int:
         time.sleep(1.0)
         stage("banks close the day", lambda: stack.close_day(d1))
         bank_a = BANKS[0].name
-        stage(
-            f"statements_{bank_a}", lambda: run_dag(f"statements_{bank_a}", logical_date=logical_date_for(d1))
-        )
+        stage(f"statements_{bank_a}",
+              lambda: run_dag(f"statements_{bank_a}", logical_date=logical_date_for(d1)))
         stage("finance_package", lambda: run_dag("finance_package", logical_date=logical_date_for(d1)))
         stage("ledger_verify", lambda: run_dag("ledger_verify", logical_date=logical_date_for(d1)))
         total = time.perf_counter() - start
@@ -161,15 +128,11 @@ def _run(n: int, work: Path) -> int:
 
         c = collect_counts(settings)
     share = (dag_total - step_total) / dag_total if dag_total else 0.0
-    print(
-        f"vouchers {c['vouchers']}  cleared {c['cleared']}/{c['instructions']}  matched {c['matched']}  "
-        f"exceptions {c['exceptions']}  quarantined {c['quarantined']}"
-    )
+    print(f"vouchers {c['vouchers']}  cleared {c['cleared']}/{c['instructions']}  matched {c['matched']}  "
+          f"exceptions {c['exceptions']}  quarantined {c['quarantined']}")
     ratio = step_total / dag_total if dag_total else 0.0
-    print(
-        f"DAG runs {dag_total:.2f}s, inside flow steps {step_total:.2f}s: "
-        f"airflow overhead share={share:.3f} (ratio steps/dag={ratio:.3f})"
-    )
+    print(f"DAG runs {dag_total:.2f}s, inside flow steps {step_total:.2f}s: "
+          f"airflow overhead share={share:.3f} (ratio steps/dag={ratio:.3f})")
     ok = c["vouchers"] == n and c["cleared"] == c["instructions"] == n
     if not ok:
         print(f"e2e: INCOMPLETE: {c}", file=sys.stderr)

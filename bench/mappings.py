@@ -41,20 +41,13 @@ def _entries(n: int, seed: int, ccy: str = "CNY"):  # type: ignore[no-untyped-de
         cd = "CRDT" if rnd.random() < 0.5 else "DBIT"
         d = day + timedelta(days=i // 5000)
         yield StatementEntry(
-            amount_minor=rnd.randint(1, 10_000_000),
-            currency=ccy,
-            credit_debit=cd,
-            booking_date=d,
-            value_date=d,
-            account_servicer_ref=f"BK{seed}{i:010d}",
-            end_to_end_id=f"E2E-{i:012d}",
+            amount_minor=rnd.randint(1, 10_000_000), currency=ccy, credit_debit=cd, booking_date=d,
+            value_date=d, account_servicer_ref=f"BK{seed}{i:010d}", end_to_end_id=f"E2E-{i:012d}",
             instruction_id=f"CLR-{i:012d}",
             bank_tx_code="PMNT/RCDT/BOOK" if cd == "CRDT" else "PMNT/ICDT/DMCT",
             remittance_info=f"电子债权凭证 CV{i:010d} 到期清分 invoice INV-{i:08d}",
-            counterparty=Party(
-                name=f"供应商{i % 997}有限公司", account=f"6222{i:015d}", agent="102100099996"
-            ),
-        )
+            counterparty=Party(name=f"供应商{i % 997}有限公司", account=f"6222{i:015d}",
+                               agent="102100099996"))
 
 
 def _totals(n: int, seed: int) -> int:
@@ -70,28 +63,13 @@ def generate_camt(path: Path, n: int, seed: int = 1) -> None:
 
     opening = 1_000_000_000
     closing = opening + _totals(n, seed)
-    st = Statement(
-        source_format="camt.053.001.08",
-        statement_id="BENCH-1",
-        account="6222020200001234567",
-        currency="CNY",
-        sequence=1,
-        created_at=datetime(2026, 1, 1, tzinfo=UTC),
-        from_date=date(2026, 1, 1),
-        to_date=date(2026, 12, 31),
-        opening_balance_minor=opening,
-        closing_balance_minor=closing,
-        entries=(),
-        account_servicer="102100099996",
-    )
+    st = Statement(source_format="camt.053.001.08", statement_id="BENCH-1", account="6222020200001234567",
+                   currency="CNY", sequence=1, created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                   from_date=date(2026, 1, 1), to_date=date(2026, 12, 31), opening_balance_minor=opening,
+                   closing_balance_minor=closing, entries=(), account_servicer="102100099996")
     with path.open("wb") as fh:
-        write_camt053(
-            fh,
-            [st],
-            message_id="BENCH-CAMT",
-            created_at=datetime(2026, 1, 1, tzinfo=UTC),
-            entries=_entries(n, seed),
-        )
+        write_camt053(fh, [st], message_id="BENCH-CAMT", created_at=datetime(2026, 1, 1, tzinfo=UTC),
+                      entries=_entries(n, seed))
 
 
 def generate_mt940(path: Path, n: int, seed: int = 2, per_statement: int = 1000) -> None:
@@ -109,25 +87,15 @@ def generate_mt940(path: Path, n: int, seed: int = 2, per_statement: int = 1000)
             remaining -= k
             seq += 1
             closing = balance + sum(e.signed_minor for e in batch)
-            st = Statement(
-                source_format="mt940",
-                statement_id=f"BENCH{seq}",
-                account="NL91ABNA0417164300",
-                currency="EUR",
-                sequence=seq,
-                created_at=None,
-                from_date=batch[0].booking_date,
-                to_date=batch[-1].booking_date,
-                opening_balance_minor=balance,
-                closing_balance_minor=closing,
-                entries=batch,
-            )
+            st = Statement(source_format="mt940", statement_id=f"BENCH{seq}", account="NL91ABNA0417164300",
+                           currency="EUR", sequence=seq, created_at=None, from_date=batch[0].booking_date,
+                           to_date=batch[-1].booking_date, opening_balance_minor=balance,
+                           closing_balance_minor=closing, entries=batch)
             fh.write(render_mt940([st]))
             balance = closing
 
 
 # --- the measured passes (each runs in a fresh subprocess: python -m bench.mappings --run KIND FILE) ----
-
 
 def _run_ours(path: str) -> tuple[int, int]:
     from mappings.statements import iter_statements
@@ -194,13 +162,8 @@ def _run_mt940lib(path: str) -> tuple[int, int]:
     return n, total
 
 
-_RUNNERS = {
-    "ours": _run_ours,
-    "bare-camt": _run_bare_camt,
-    "bare-mt940": _run_bare_mt940,
-    "pycamt": _run_pycamt,
-    "mt-940": _run_mt940lib,
-}
+_RUNNERS = {"ours": _run_ours, "bare-camt": _run_bare_camt, "bare-mt940": _run_bare_mt940,
+            "pycamt": _run_pycamt, "mt-940": _run_mt940lib}
 
 
 def _peak_rss_kib() -> int:
@@ -220,13 +183,8 @@ def _peak_rss_kib() -> int:
 
 # What each measured pass imports, loaded before its clock starts: the ratio compares parsing,
 # not how long the interpreter takes to import (and, without cached bytecode, compile) a library.
-_IMPORTS = {
-    "ours": ("mappings.statements", "mappings.camt", "mappings.mt940"),
-    "bare-camt": ("lxml.etree",),
-    "bare-mt940": ("re", "decimal"),
-    "pycamt": ("pycamt.parser",),
-    "mt-940": ("mt940",),
-}
+_IMPORTS = {"ours": ("mappings.statements", "mappings.camt", "mappings.mt940"), "bare-camt": ("lxml.etree",),
+            "bare-mt940": ("re", "decimal"), "pycamt": ("pycamt.parser",), "mt-940": ("mt940",)}
 
 
 def _child(kind: str, path: str) -> None:
@@ -243,14 +201,8 @@ def _child(kind: str, path: str) -> None:
 def measure(kind: str, path: Path, *, accel: bool = True) -> dict[str, float]:
     repo = Path(__file__).resolve().parent.parent
     env = {**os.environ, "CVHUB_ACCEL": "1" if accel else "0"}
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.mappings", "--run", kind, str(path)],
-        cwd=repo,
-        check=True,
-        capture_output=True,
-        text=True,
-        env=env,
-    )
+    out = subprocess.run([sys.executable, "-m", "bench.mappings", "--run", kind, str(path)], cwd=repo,
+                         check=True, capture_output=True, text=True, env=env)
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
@@ -259,11 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="cvhub bench mappings", description=__doc__.splitlines()[0])
     ap.add_argument("--camt-mb", type=int, default=200, help="size of the generated camt.053 (MB)")
     ap.add_argument("--pypi-entries", type=int, default=5000, help="entries in the PyPI-comparison files")
-    ap.add_argument(
-        "--pure",
-        action="store_true",
-        help="also time the pure-Python parsers (accelerators off) on the big files",
-    )
+    ap.add_argument("--pure", action="store_true",
+                    help="also time the pure-Python parsers (accelerators off) on the big files")
     ap.add_argument("--keep", type=Path, default=None, help="generate into DIR and keep the files")
     ap.add_argument("--run", nargs=2, metavar=("KIND", "FILE"), help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
@@ -273,10 +222,8 @@ def main(argv: list[str] | None = None) -> int:
     from mappings import accel
 
     on = accel.status()
-    print(
-        "accelerators: "
-        + " ".join(f"{k}={'on' if v else 'OFF (not built: run ./setup.sh)'}" for k, v in on.items())
-    )
+    print("accelerators: " + " ".join(f"{k}={'on' if v else 'OFF (not built: run ./setup.sh)'}"
+                                      for k, v in on.items()))
     with tempfile.TemporaryDirectory(prefix="cvhub-bench-") as tmp:
         d = args.keep or Path(tmp)
         d.mkdir(parents=True, exist_ok=True)
@@ -285,50 +232,40 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         generate_camt(camt, n)
         generate_mt940(mt, n)
-        print(
-            f"generated {n} entries: camt053 {camt.stat().st_size / 1e6:.0f} MB, "
-            f"mt940 {mt.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.0f} s"
-        )
+        print(f"generated {n} entries: camt053 {camt.stat().st_size / 1e6:.0f} MB, "
+              f"mt940 {mt.stat().st_size / 1e6:.0f} MB in {time.perf_counter() - t0:.0f} s")
         small_camt, small_mt = d / "small.camt053.xml", d / "small.mt940"
         generate_camt(small_camt, args.pypi_entries)
         generate_mt940(small_mt, args.pypi_entries)
-        for fmt, big, small, bare, pypi in (
-            ("camt053", camt, small_camt, "bare-camt", "pycamt"),
-            ("mt940", mt, small_mt, "bare-mt940", "mt-940"),
-        ):
+        for fmt, big, small, bare, pypi in (("camt053", camt, small_camt, "bare-camt", "pycamt"),
+                                           ("mt940", mt, small_mt, "bare-mt940", "mt-940")):
             ours = measure("ours", big)
             base = measure(bare, big)
             if (ours["n"], ours["total"]) != (base["n"], base["total"]):
                 print(f"{fmt}: MISMATCH ours={ours} bare={base}")
                 return 1
-            print(
-                f"{fmt} entries={int(ours['n'])} entries_per_s={ours['n'] / ours['seconds']:.0f} "
-                f"ours_s={ours['seconds']:.2f} bare_s={base['seconds']:.2f} "
-                f"bare_peak_mib={base['peak_mib']:.1f}"
-            )
+            print(f"{fmt} entries={int(ours['n'])} entries_per_s={ours['n'] / ours['seconds']:.0f} "
+                  f"ours_s={ours['seconds']:.2f} bare_s={base['seconds']:.2f} "
+                  f"bare_peak_mib={base['peak_mib']:.1f}")
             print(f"{fmt} ratio={base['seconds'] / ours['seconds']:.2f} peak_mib={ours['peak_mib']:.1f}")
             if args.pure:
                 pure = measure("ours", big, accel=False)
                 if (pure["n"], pure["total"]) != (base["n"], base["total"]):
                     print(f"{fmt}: MISMATCH pure-Python={pure} bare={base}")
                     return 1
-                print(
-                    f"{fmt} pure_python ratio={base['seconds'] / pure['seconds']:.2f} "
-                    f"peak_mib={pure['peak_mib']:.1f} (CVHUB_ACCEL=0: the reference parser alone)"
-                )
+                print(f"{fmt} pure_python ratio={base['seconds'] / pure['seconds']:.2f} "
+                      f"peak_mib={pure['peak_mib']:.1f} (CVHUB_ACCEL=0: the reference parser alone)")
             ours_s = measure("ours", small)
             try:
                 other = measure(pypi, small)
             except subprocess.CalledProcessError as e:
                 print(f"{fmt} {pypi}: failed: {e.stderr.strip().splitlines()[-1:]}")
                 continue
-            print(
-                f"{fmt} vs {pypi} on {int(ours_s['n'])} entries: "
-                f"ratio={other['seconds'] / ours_s['seconds']:.2f} "
-                f"(their_s={other['seconds']:.2f} ours_s={ours_s['seconds']:.2f}) "
-                f"their_peak_mib={other['peak_mib']:.1f} ours_peak_mib={ours_s['peak_mib']:.1f} "
-                f"their_entries={int(other['n'])}"
-            )
+            print(f"{fmt} vs {pypi} on {int(ours_s['n'])} entries: "
+                  f"ratio={other['seconds'] / ours_s['seconds']:.2f} "
+                  f"(their_s={other['seconds']:.2f} ours_s={ours_s['seconds']:.2f}) "
+                  f"their_peak_mib={other['peak_mib']:.1f} ours_peak_mib={ours_s['peak_mib']:.1f} "
+                  f"their_entries={int(other['n'])}")
     return 0
 
 

@@ -32,7 +32,7 @@ def generate(n: int, seed: int) -> tuple[list[dict], list[dict]]:
     rnd = random.Random(seed)
     n_ref = n * 90 // 100
     n_win = n * 8 // 100
-    n_grp = n * 5 // 1000  # lines paying two items each
+    n_grp = n * 5 // 1000            # lines paying two items each
     n_unl = n - n_ref - n_win - n_grp  # unmatched lines
     n_uni = n - n_ref - n_win - 2 * n_grp  # unmatched items (overdue)
     lines: list[dict] = []
@@ -42,77 +42,28 @@ def generate(n: int, seed: int) -> tuple[list[dict], list[dict]]:
         due = DAY - timedelta(days=i % 3)
         e2e = f"CI{i:09d}"
         items.append({"item_id": f"IT{i:09d}", "amount_minor": amt, "due_date": due, "end_to_end_id": e2e})
-        lines.append(
-            {
-                "amount_minor": amt,
-                "credit_debit": "DBIT",
-                "booking_date": DAY.isoformat(),
-                "value_date": due.isoformat(),
-                "end_to_end_id": e2e,
-                "account_servicer_ref": f"B{i}",
-            }
-        )
+        lines.append({"amount_minor": amt, "credit_debit": "DBIT", "booking_date": DAY.isoformat(),
+                      "value_date": due.isoformat(), "end_to_end_id": e2e, "account_servicer_ref": f"B{i}"})
     for k in range(n_win):
-        amt = 10**10 + k  # unique amounts: the window pass is unambiguous by design
+        amt = 10**10 + k                 # unique amounts: the window pass is unambiguous by design
         due = DAY - timedelta(days=k % 3)
         items.append({"item_id": f"WN{k:09d}", "amount_minor": amt, "due_date": due, "end_to_end_id": None})
-        lines.append(
-            {
-                "amount_minor": amt,
-                "credit_debit": "DBIT",
-                "booking_date": DAY.isoformat(),
-                "value_date": DAY.isoformat(),
-                "remittance_info": "货款",
-            }
-        )
+        lines.append({"amount_minor": amt, "credit_debit": "DBIT", "booking_date": DAY.isoformat(),
+                      "value_date": DAY.isoformat(), "remittance_info": "货款"})
     for g in range(n_grp):
         a, b = 2 * 10**10 + 2 * g, 2 * 10**10 + 2 * g + 1
-        items.append(
-            {
-                "item_id": f"GA{g:09d}",
-                "amount_minor": a,
-                "due_date": DAY,
-                "end_to_end_id": None,
-                "voucher_no": f"V{g:09d}",
-            }
-        )
-        items.append(
-            {
-                "item_id": f"GB{g:09d}",
-                "amount_minor": b,
-                "due_date": DAY,
-                "end_to_end_id": None,
-                "voucher_no": f"V{g:09d}",
-            }
-        )
-        lines.append(
-            {
-                "amount_minor": a + b,
-                "credit_debit": "DBIT",
-                "booking_date": DAY.isoformat(),
-                "value_date": DAY.isoformat(),
-                "remittance_info": f"兑付 V{g:09d}",
-            }
-        )
+        items.append({"item_id": f"GA{g:09d}", "amount_minor": a, "due_date": DAY, "end_to_end_id": None,
+                      "voucher_no": f"V{g:09d}"})
+        items.append({"item_id": f"GB{g:09d}", "amount_minor": b, "due_date": DAY, "end_to_end_id": None,
+                      "voucher_no": f"V{g:09d}"})
+        lines.append({"amount_minor": a + b, "credit_debit": "DBIT", "booking_date": DAY.isoformat(),
+                      "value_date": DAY.isoformat(), "remittance_info": f"兑付 V{g:09d}"})
     for u in range(n_unl):
-        lines.append(
-            {
-                "amount_minor": 3 * 10**10 + u,
-                "credit_debit": "CRDT",
-                "booking_date": DAY.isoformat(),
-                "value_date": DAY.isoformat(),
-                "remittance_info": "unknown",
-            }
-        )
+        lines.append({"amount_minor": 3 * 10**10 + u, "credit_debit": "CRDT", "booking_date": DAY.isoformat(),
+                      "value_date": DAY.isoformat(), "remittance_info": "unknown"})
     for u in range(n_uni):
-        items.append(
-            {
-                "item_id": f"UN{u:09d}",
-                "amount_minor": 4 * 10**10 + u,
-                "due_date": DAY - timedelta(days=20),
-                "end_to_end_id": None,
-            }
-        )
+        items.append({"item_id": f"UN{u:09d}", "amount_minor": 4 * 10**10 + u,
+                      "due_date": DAY - timedelta(days=20), "end_to_end_id": None})
     rnd.shuffle(lines)
     return lines, items
 
@@ -150,51 +101,25 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         lines, raw_items = generate(n, args.seed)
         stmt_path = Path(tmp) / "statement.json"
-        stmt_path.write_text(
-            json.dumps(
-                {
-                    "source_format": "camt.053.001.08",
-                    "statement_id": f"BENCH-{DAY}",
-                    "account": ACCOUNT,
-                    "currency": "CNY",
-                    "sequence": 1,
-                    "from_date": DAY.isoformat(),
-                    "to_date": DAY.isoformat(),
-                    "entries": lines,
-                },
-                ensure_ascii=False,
-            ),
-            encoding="utf-8",
-        )
+        stmt_path.write_text(json.dumps({
+            "source_format": "camt.053.001.08", "statement_id": f"BENCH-{DAY}", "account": ACCOUNT,
+            "currency": "CNY", "sequence": 1, "from_date": DAY.isoformat(), "to_date": DAY.isoformat(),
+            "entries": lines}, ensure_ascii=False), encoding="utf-8")
         del lines
         engine = make_engine(url)
         migrate(engine)
         acct = normalise_account(ACCOUNT)
         with Session(engine) as s, s.begin():
-            register_expected(
-                s,
-                (
-                    ExpectedItem(
-                        d["item_id"],
-                        "repayment",
-                        acct,
-                        "CNY",
-                        "DBIT",
-                        d["amount_minor"],
-                        d["due_date"],
-                        end_to_end_id=d["end_to_end_id"],
-                        voucher_no=d.get("voucher_no"),
-                        obligor_uscc=None,
-                    )
-                    for d in raw_items
-                ),
-            )
+            register_expected(s, (ExpectedItem(
+                d["item_id"], "repayment", acct, "CNY", "DBIT", d["amount_minor"], d["due_date"],
+                end_to_end_id=d["end_to_end_id"], voucher_no=d.get("voucher_no"), obligor_uscc=None)
+                for d in raw_items))
         del raw_items
         gc.collect()
         print(f"setup: {time.perf_counter() - t:.1f}s (not timed below)", flush=True)
 
         timings: dict[str, float] = {}
-        gc.disable()  # both contenders run without the cyclic GC (nothing here is cyclic)
+        gc.disable()   # both contenders run without the cyclic GC (nothing here is cyclic)
         t0 = time.perf_counter()
         [statement] = load_statements(stmt_path.read_bytes(), str(stmt_path))
         t_load = time.perf_counter() - t0
@@ -227,21 +152,15 @@ def main(argv: list[str] | None = None) -> int:
         engine.dispose()
 
     ratio = bare / best_core
-    print(
-        f"matched lines={r.matched_lines:,} matches={r.match_count:,} exceptions={r.exception_count:,} "
-        f"({', '.join(f'{k}={v:,}' for k, v in sorted(r.exceptions_by_code.items()))})"
-    )
+    print(f"matched lines={r.matched_lines:,} matches={r.match_count:,} exceptions={r.exception_count:,} "
+          f"({', '.join(f'{k}={v:,}' for k, v in sorted(r.exceptions_by_code.items()))})")
     print(f"rules: {', '.join(f'{k}={v:,}' for k, v in sorted(r.matches_by_rule.items()))}")
-    print(
-        f"stages: load_statement={t_load:.2f}s load_items={t_items:.2f}s "
-        f"identity={timings['identity']:.2f}s prior_refs={timings['items']:.2f}s "
-        f"match={timings['match']:.2f}s "
-        f"persist={timings['persist']:.2f}s commit={commit:.2f}s"
-    )
-    print(
-        f"baseline: bare dict join {bare:.2f}s ({bare_n:,} pairs, best of 3); matching core "
-        f"{best_core:.2f}s (best of 3, {timings['match']:.2f}s in the run) = {best_core / bare:.2f}x"
-    )
+    print(f"stages: load_statement={t_load:.2f}s load_items={t_items:.2f}s "
+          f"identity={timings['identity']:.2f}s prior_refs={timings['items']:.2f}s "
+          f"match={timings['match']:.2f}s "
+          f"persist={timings['persist']:.2f}s commit={commit:.2f}s")
+    print(f"baseline: bare dict join {bare:.2f}s ({bare_n:,} pairs, best of 3); matching core "
+          f"{best_core:.2f}s (best of 3, {timings['match']:.2f}s in the run) = {best_core / bare:.2f}x")
     print(f"recon ratio={ratio:.2f} seconds={total:.1f}")
     return 0
 

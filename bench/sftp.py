@@ -27,23 +27,9 @@ def _openssh(sshd: object, batch: str, workdir: Path) -> float:
     assert isinstance(sshd, Sshd)
     bfile = workdir / "batch"
     bfile.write_text(batch)
-    cmd = [
-        "sftp",
-        "-q",
-        "-b",
-        str(bfile),
-        "-i",
-        str(sshd.client_key),
-        "-P",
-        str(sshd.port),
-        "-o",
-        "StrictHostKeyChecking=yes",
-        "-o",
-        f"UserKnownHostsFile={sshd.known_hosts}",
-        "-o",
-        "BatchMode=yes",
-        f"{sshd.username}@{sshd.host}",
-    ]
+    cmd = ["sftp", "-q", "-b", str(bfile), "-i", str(sshd.client_key), "-P", str(sshd.port),
+           "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={sshd.known_hosts}",
+           "-o", "BatchMode=yes", f"{sshd.username}@{sshd.host}"]
     t0 = time.perf_counter()
     subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
@@ -54,11 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size-mb", type=int, default=256)
     p.add_argument("--rounds", type=int, default=1, help="repeat each measurement, keep the best")
     p.add_argument("--workdir", type=Path, default=None)
-    p.add_argument(
-        "--paramiko",
-        action="store_true",
-        help="also time plain paramiko SFTPClient.get()/put() (default unbounded prefetch)",
-    )
+    p.add_argument("--paramiko", action="store_true",
+                   help="also time plain paramiko SFTPClient.get()/put() (default unbounded prefetch)")
     args = p.parse_args(argv)
 
     from connectors.sftp import SftpClient, SftpSettings, load_private_key
@@ -84,18 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         local = work / "local"
         local.mkdir(exist_ok=True)
         settings = SftpSettings(
-            system="bench",
-            host=sshd.host,
-            port=sshd.port,
-            username=sshd.username,
-            private_key=str(sshd.client_key),
-            host_keys=(sshd.host_key_line,),
-            inbox=str(sshd.root),
-            outbox=str(sshd.root),
-            sha256_suffix=None,
-            write_done_marker=False,
-            op_timeout=60,
-        )
+            system="bench", host=sshd.host, port=sshd.port, username=sshd.username,
+            private_key=str(sshd.client_key), host_keys=(sshd.host_key_line,),
+            inbox=str(sshd.root), outbox=str(sshd.root), sha256_suffix=None, write_done_marker=False,
+            op_timeout=60)
         load_private_key(settings.private_key)  # fail early on a bad key
         mb = size / 1e6
         best: dict[str, float] = {}
@@ -135,8 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 t.start_client(timeout=10)
                 RefuseUnpinnedHostKey(settings.pinned, system="bench").check(
-                    sshd.host, t.get_remote_server_key()
-                )
+                    sshd.host, t.get_remote_server_key())
                 t.auth_publickey(sshd.username, load_private_key(settings.private_key))
                 plain = paramiko.SFTPClient.from_transport(t)
                 assert plain is not None
@@ -152,22 +126,14 @@ def main(argv: list[str] | None = None) -> int:
             (sshd.root / "p_up.bin").unlink()
             print(f"(paramiko {paramiko.__version__} get()/put() with its defaults, for reference)")
 
-        for k in (
-            "openssh get",
-            "connector get",
-            "openssh put",
-            "connector put",
-            "paramiko get",
-            "paramiko put",
-        ):
+        for k in ("openssh get", "connector get", "openssh put", "connector put", "paramiko get",
+                  "paramiko put"):
             if k in best:
                 print(f"{k:14s} {best[k]:6.2f} s  {mb / best[k]:7.1f} MB/s")
         o = best["openssh get"] + best["openssh put"]
         ours = best["connector get"] + best["connector put"]
-        print(
-            f"sftp ratio={o / ours:.2f}  (openssh {o:.2f} s / connector {ours:.2f} s, "
-            f"{args.size_mb} MB get+put, target >= 0.7)"
-        )
+        print(f"sftp ratio={o / ours:.2f}  (openssh {o:.2f} s / connector {ours:.2f} s, "
+              f"{args.size_mb} MB get+put, target >= 0.7)")
         print(f"sftp ratio get={best['openssh get'] / best['connector get']:.2f}")
         print(f"sftp ratio put={best['openssh put'] / best['connector put']:.2f}")
         return 0

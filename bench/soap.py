@@ -36,24 +36,12 @@ def _pain001() -> bytes:
     from mappings.pain001 import render_pain001
 
     debtor = Party(name="Obligor Co", account="6222000011112222", agent="102100099996")
-    items = [
-        PaymentInstruction(
-            f"I{k}",
-            f"E2E{k}",
-            1_000_00 + k,
-            "CNY",
-            date(2026, 12, 1),
-            debtor,
-            Party(name=f"Supplier {k}", account=f"62220000333{k:05d}", agent="103100000026"),
-        )
-        for k in range(20)
-    ]
-    return render_pain001(
-        items,
-        version="09",
-        initiating_party=Party(name="Obligor Co"),
-        created_at=datetime(2026, 11, 28, tzinfo=UTC),
-    )
+    items = [PaymentInstruction(f"I{k}", f"E2E{k}", 1_000_00 + k, "CNY", date(2026, 12, 1), debtor,
+                                Party(name=f"Supplier {k}", account=f"62220000333{k:05d}",
+                                      agent="103100000026"))
+             for k in range(20)]
+    return render_pain001(items, version="09", initiating_party=Party(name="Obligor Co"),
+                          created_at=datetime(2026, 11, 28, tzinfo=UTC))
 
 
 def _wsdl_times(repeats: int) -> tuple[float, float]:
@@ -80,25 +68,19 @@ def main(argv: list[str] | None = None) -> int:
     n = args.calls
 
     cold, cached = _wsdl_times(200)
-    with (
-        tempfile.TemporaryDirectory(prefix="cvhub-bench-soap-") as tmp,
-        start_treasury_sandbox(password="bench-pw", tick=None) as sb,
-    ):
+    with tempfile.TemporaryDirectory(prefix="cvhub-bench-soap-") as tmp, \
+            start_treasury_sandbox(password="bench-pw", tick=None) as sb:
         token = UsernameTokenConfig("cvhub", "bench-pw")
-        archived = TreasuryClient(
-            endpoint=sb.url, username_token=token, archive=Archive(Path(tmp) / "archive")
-        )
+        archived = TreasuryClient(endpoint=sb.url, username_token=token,
+                                  archive=Archive(Path(tmp) / "archive"))
         bare = TreasuryClient(endpoint=sb.url, username_token=token, archive=None)
         archived.submit_batch("BENCH-1", _pain001())
         sb.engine.advance()
 
-        envelopes = [
-            archived.soap.create_message("QueryBatchStatus", BatchSerial="BENCH-1") for _ in range(n)
-        ]
-        headers = {
-            "Content-Type": "text/xml; charset=utf-8",
-            "SOAPAction": '"urn:cvhub:treasury:1#QueryBatchStatus"',
-        }
+        envelopes = [archived.soap.create_message("QueryBatchStatus", BatchSerial="BENCH-1")
+                     for _ in range(n)]
+        headers = {"Content-Type": "text/xml; charset=utf-8",
+                   "SOAPAction": '"urn:cvhub:treasury:1#QueryBatchStatus"'}
         session = requests.Session()
         for _ in range(20):  # warm-up: connections, caches, server threads
             archived.query_batch("BENCH-1")
@@ -131,15 +113,12 @@ def main(argv: list[str] | None = None) -> int:
             conn_bare += time.perf_counter() - t
 
     print(f"soap calls={n} raw={raw:.3f}s connector={conn:.3f}s connector_no_archive={conn_bare:.3f}s")
-    print(
-        f"soap per_call raw={raw / n * 1e3:.2f}ms connector={conn / n * 1e3:.2f}ms "
-        f"connector_no_archive={conn_bare / n * 1e3:.2f}ms"
-    )
+    print(f"soap per_call raw={raw / n * 1e3:.2f}ms connector={conn / n * 1e3:.2f}ms "
+          f"connector_no_archive={conn_bare / n * 1e3:.2f}ms")
     print(f"soap ratio={raw / conn:.2f}")
     print(f"soap ratio_no_archive={raw / conn_bare:.2f}")
-    print(
-        f"soap wsdl_load cold={cold * 1e3:.2f}ms cached={cached * 1e6:.1f}us cold/cached={cold / cached:.0f}x"
-    )
+    print(f"soap wsdl_load cold={cold * 1e3:.2f}ms cached={cached * 1e6:.1f}us "
+          f"cold/cached={cold / cached:.0f}x")
     return 0
 
 

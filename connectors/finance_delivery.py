@@ -36,7 +36,7 @@ MANIFEST = "manifest.json"
 class DeliveredFile:
     local_name: str
     remote_name: str
-    status: str  # uploaded | unchanged | versioned
+    status: str          # uploaded | unchanged | versioned
     size: int
     sha256: str
 
@@ -63,24 +63,18 @@ def read_manifest(package_dir: Path) -> dict[str, Any]:
     try:
         manifest: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as e:
-        raise FatalError(
-            f"cannot read the manifest: {e}", system=SYSTEM, operation="deliver", ref=str(path)
-        ) from e
+        raise FatalError(f"cannot read the manifest: {e}", system=SYSTEM, operation="deliver",
+                         ref=str(path)) from e
     for f in manifest.get("files", []):
         p = package_dir / validate_remote_name(f["name"], system=SYSTEM, operation="deliver")
         try:
             data = p.read_bytes()
         except OSError as e:
-            raise FatalError(
-                f"listed file missing: {e}", system=SYSTEM, operation="deliver", ref=str(p)
-            ) from e
+            raise FatalError(f"listed file missing: {e}", system=SYSTEM, operation="deliver",
+                             ref=str(p)) from e
         if len(data) != f["bytes"] or hashlib.sha256(data).hexdigest() != f["sha256"]:
-            raise IntegrityError(
-                "file differs from the manifest (size or SHA-256): package is broken, rebuild it",
-                system=SYSTEM,
-                operation="deliver",
-                ref=str(p),
-            )
+            raise IntegrityError("file differs from the manifest (size or SHA-256): package is broken, "
+                                 "rebuild it", system=SYSTEM, operation="deliver", ref=str(p))
     return manifest
 
 
@@ -103,17 +97,15 @@ def _makedirs(client: SftpClient, path: str) -> None:
             try:
                 client.sftp.mkdir(current)
             except OSError:
-                client.sftp.stat(current)  # made concurrently by another deliverer: fine
+                client.sftp.stat(current)   # made concurrently by another deliverer: fine
 
 
-def deliver_package(
-    client: SftpClient, package_dir: Path, *, remote_base: str | None = None
-) -> DeliveryReport:
+def deliver_package(client: SftpClient, package_dir: Path, *,
+                    remote_base: str | None = None) -> DeliveryReport:
     """Deliver one package directory through a connected ``client`` (see the module docstring)."""
     manifest = read_manifest(package_dir)
-    remote_dir = remote_package_dir(
-        remote_base if remote_base is not None else client.settings.outbox, manifest
-    )
+    remote_dir = remote_package_dir(remote_base if remote_base is not None else client.settings.outbox,
+                                    manifest)
     _makedirs(client, remote_dir)
     results: list[DeliveredFile] = []
     renamed: dict[str, str] = {}
@@ -134,18 +126,13 @@ def deliver_package(
     up = client.deliver(manifest_bytes, MANIFEST, remote_dir=remote_dir)
     results.append(DeliveredFile(MANIFEST, up.name, up.status, up.size, up.sha256))
     report = DeliveryReport(remote_dir, tuple(results))
-    log.info(
-        "finance package %s -> %s: %s",
-        package_dir,
-        remote_dir,
-        ", ".join(f"{r.remote_name}={r.status}" for r in results),
-    )
+    log.info("finance package %s -> %s: %s", package_dir, remote_dir,
+             ", ".join(f"{r.remote_name}={r.status}" for r in results))
     return report
 
 
-def deliver_packages(
-    client: SftpClient, root: Path, *, remote_base: str | None = None
-) -> list[DeliveryReport]:
+def deliver_packages(client: SftpClient, root: Path, *,
+                     remote_base: str | None = None) -> list[DeliveryReport]:
     """Every package under ``root`` (``root`` itself, or its per-account/obligor sub-directories)."""
     dirs = [root] if (root / MANIFEST).exists() else sorted(p.parent for p in root.glob(f"*/{MANIFEST}"))
     if not dirs:

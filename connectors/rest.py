@@ -120,12 +120,8 @@ def path_segment(value: str, *, system: str, operation: str) -> str:
     ``..`` are refused (``ValidationFailed``).
     """
     if value in ("", ".", "..") or any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-        raise ValidationFailed(
-            f"id {value[:40]!r} cannot be used in a URL path",
-            system=system,
-            operation=operation,
-            ref=value[:40] or None,
-        )
+        raise ValidationFailed(f"id {value[:40]!r} cannot be used in a URL path", system=system,
+                               operation=operation, ref=value[:40] or None)
     return quote(value, safe="")
 
 

@@ -123,7 +123,6 @@ class InvalidRemoteName(FatalError):
 
 # --- settings -----------------------------------------------------------------------------------
 
-
 @dataclass(frozen=True, slots=True)
 class PinnedKey:
     key_type: str
@@ -176,10 +175,8 @@ def load_private_key(material: str, passphrase: str | None = None) -> paramiko.P
             # never str(e) nor the value: it names the "file", which may be key text in an unexpected
             # format (PuTTY .ppk, bare base64 — which may contain "/") that was taken for a path
             why = getattr(e, "strerror", None) or "unreadable"
-            raise ValueError(
-                "private_key is neither PEM/OpenSSH key text nor a readable key file "
-                f"({type(e).__name__}: {why})"
-            ) from None
+            raise ValueError("private_key is neither PEM/OpenSSH key text nor a readable key file "
+                             f"({type(e).__name__}: {why})") from None
     errors: list[str] = []
     for cls in (paramiko.Ed25519Key, paramiko.ECDSAKey, paramiko.RSAKey):
         try:
@@ -278,7 +275,6 @@ class SftpSettings:
 
 # --- names --------------------------------------------------------------------------------------
 
-
 def validate_remote_name(name: str, *, system: str = "sftp", operation: str = "name") -> str:
     """Return ``name`` if it is a plain file name; raise ``InvalidRemoteName`` otherwise."""
     problem = None
@@ -305,7 +301,6 @@ def is_in_flight_name(name: str) -> bool:
 
 
 # --- values -------------------------------------------------------------------------------------
-
 
 @dataclass(frozen=True, slots=True)
 class RemoteFile:
@@ -372,15 +367,14 @@ class FetchReport:
     """Outcome of one ``fetch_new`` run: nothing is silently skipped."""
 
     processed: list[FetchedFile] = field(default_factory=list)
-    already_done: list[str] = field(default_factory=list)  # names seen before (done/duplicate)
+    already_done: list[str] = field(default_factory=list)      # names seen before (done/duplicate)
     duplicates: list[tuple[str, str]] = field(default_factory=list)  # (name, duplicate of)
-    busy: list[str] = field(default_factory=list)  # claimed by another worker right now
+    busy: list[str] = field(default_factory=list)              # claimed by another worker right now
     failed: list[tuple[str, ConnectorError | Exception]] = field(default_factory=list)
-    rejected_names: list[str] = field(default_factory=list)  # invalid names, never touched
+    rejected_names: list[str] = field(default_factory=list)    # invalid names, never touched
 
 
 # --- pipelined transfer -------------------------------------------------------------------------
-
 
 class _Responses:
     """Collects asynchronous SFTP responses by request number (paramiko calls ``_async_response``)."""
@@ -407,15 +401,8 @@ def _status(msg: paramiko.Message) -> tuple[int, str]:
     return code, text
 
 
-def pipelined_read(
-    sftp: paramiko.SFTPClient,
-    path: str,
-    sink: Callable[[bytes], object],
-    *,
-    window: int,
-    request_size: int,
-    size_hint: int | None = None,
-) -> int:
+def pipelined_read(sftp: paramiko.SFTPClient, path: str, sink: Callable[[bytes], object], *,
+                   window: int, request_size: int, size_hint: int | None = None) -> int:
     """Read the whole remote file into ``sink`` with at most ``window`` reads in flight.
 
     Handles short reads (servers that cap the read length) by re-requesting the rest. Returns the
@@ -456,11 +443,8 @@ def pipelined_read(
             data = msg.get_string()
             if len(data) < n:
                 # short read: ask for the rest of this range ahead of everything else in order
-                rest = (
-                    sftp._async_request(box, CMD_READ, handle, int64(off + len(data)), n - len(data)),
-                    off + len(data),
-                    n - len(data),
-                )
+                rest = (sftp._async_request(box, CMD_READ, handle, int64(off + len(data)), n - len(data)),
+                        off + len(data), n - len(data))
                 if data:
                     pending.appendleft(rest)
                 else:
@@ -578,7 +562,6 @@ def _invoke_subsystem(chan: paramiko.Channel, name: str, timeout: float) -> None
 
 # --- host key check ------------------------------------------------------------------------------
 
-
 class RefuseUnpinnedHostKey(paramiko.MissingHostKeyPolicy):
     """A MissingHostKeyPolicy that never adds a key: it accepts only the pinned ones, else refuses.
 
@@ -598,17 +581,13 @@ class RefuseUnpinnedHostKey(paramiko.MissingHostKeyPolicy):
         raise HostKeyRefused(
             f"{kind} host key {key.get_name()} {fingerprint_sha256(blob)}; pinned: "
             + ", ".join(f"{p.key_type} {p.fingerprint}" for p in self.pinned),
-            system=self.system,
-            operation="connect",
-            ref=hostname,
-        )
+            system=self.system, operation="connect", ref=hostname)
 
     def missing_host_key(self, client: paramiko.SSHClient, hostname: str, key: paramiko.PKey) -> None:
         self.check(hostname, key)
 
 
 # --- the client ----------------------------------------------------------------------------------
-
 
 class SftpClient:
     """One SFTP session to one endpoint. Use as a context manager (``with SftpClient(s) as c:``).
@@ -618,9 +597,8 @@ class SftpClient:
     record) are required for ``fetch_new``; ``upload``/``deliver`` archive when an archive is given.
     """
 
-    def __init__(
-        self, settings: SftpSettings, *, archive: Archive | None = None, record: ProcessedFiles | None = None
-    ) -> None:
+    def __init__(self, settings: SftpSettings, *, archive: Archive | None = None,
+                 record: ProcessedFiles | None = None) -> None:
         self.settings = settings
         self.archive = archive
         self.record = record
@@ -636,40 +614,29 @@ class SftpClient:
         if isinstance(e, ConnectorError):
             return e
         if _caused_by_timeout(e):
-            return ConnectorTimeout(
-                f"no answer within the timeout ({e or 'timed out'})", system=s, operation=operation, ref=ref
-            )
+            return ConnectorTimeout(f"no answer within the timeout ({e or 'timed out'})",
+                                    system=s, operation=operation, ref=ref)
         if isinstance(e, paramiko.AuthenticationException):
-            return FatalError(
-                f"authentication refused: {type(e).__name__}", system=s, operation=operation, ref=ref
-            )
+            return FatalError(f"authentication refused: {type(e).__name__}", system=s,
+                              operation=operation, ref=ref)
         if isinstance(e, paramiko.BadHostKeyException):
             return HostKeyRefused("host key mismatch", system=s, operation=operation, ref=ref)
         if isinstance(e, paramiko.SSHException):
             text = str(e)
             if "host key" in text:
-                return HostKeyRefused(
-                    f"server offers no host key of a pinned type ({text})",
-                    system=s,
-                    operation=operation,
-                    ref=ref,
-                )
+                return HostKeyRefused(f"server offers no host key of a pinned type ({text})", system=s,
+                                      operation=operation, ref=ref)
             if "Incompatible" in text or "no acceptable" in text or "no matching" in text:
-                hint = (
-                    ""
-                    if self.settings.allow_legacy_algorithms
-                    else " (legacy algorithms are disabled for this endpoint; opt in only if you must)"
-                )
+                hint = "" if self.settings.allow_legacy_algorithms else \
+                    " (legacy algorithms are disabled for this endpoint; opt in only if you must)"
                 return NoCommonAlgorithm(f"{text}{hint}", system=s, operation=operation, ref=ref)
             if "imeout" in text or "timed out" in text:
                 return ConnectorTimeout(text, system=s, operation=operation, ref=ref)
-            return ConnectionDropped(
-                f"SSH: {text or type(e).__name__}", system=s, operation=operation, ref=ref
-            )
+            return ConnectionDropped(f"SSH: {text or type(e).__name__}", system=s, operation=operation,
+                                     ref=ref)
         if isinstance(e, (EOFError, ConnectionError, BrokenPipeError)):
-            return ConnectionDropped(
-                f"connection lost: {type(e).__name__} {e}".strip(), system=s, operation=operation, ref=ref
-            )
+            return ConnectionDropped(f"connection lost: {type(e).__name__} {e}".strip(), system=s,
+                                     operation=operation, ref=ref)
         if isinstance(e, FileNotFoundError) or (isinstance(e, OSError) and e.errno == errno.ENOENT):
             return NotFound(f"no such remote file: {e}", system=s, operation=operation, ref=ref)
         if isinstance(e, PermissionError) or (isinstance(e, OSError) and e.errno == errno.EACCES):
@@ -706,13 +673,8 @@ class SftpClient:
         except BaseException:
             self.close()
             raise
-        log.info(
-            "sftp %s: connected to %s as %s, host key %s",
-            s.system,
-            ref,
-            s.username,
-            self.server_key_fingerprint,
-        )
+        log.info("sftp %s: connected to %s as %s, host key %s", s.system, ref, s.username,
+                 self.server_key_fingerprint)
         return self
 
     def _connect(self, pkey: paramiko.PKey, ref: str) -> None:
@@ -727,12 +689,8 @@ class SftpClient:
             # paramiko reports a handshake that ran out of time as "No existing session" or a banner
             # error from its own thread; the clock tells what happened.
             if time.monotonic() - started >= s.connect_timeout * 0.9:
-                raise ConnectorTimeout(
-                    f"no SSH handshake within {s.connect_timeout}s",
-                    system=s.system,
-                    operation="connect",
-                    ref=ref,
-                ) from e
+                raise ConnectorTimeout(f"no SSH handshake within {s.connect_timeout}s", system=s.system,
+                                       operation="connect", ref=ref) from e
             raise
         t = self._transport
         assert t is not None
@@ -744,9 +702,8 @@ class SftpClient:
                 # auth_timeout or drops the connection: those are retriable, not a refused key
                 where = {"system": s.system, "operation": "authenticate", "ref": f"{s.username}@{ref}"}
                 if "timeout" in str(e).lower():
-                    raise ConnectorTimeout(
-                        f"no authentication answer within {s.auth_timeout}s", **where
-                    ) from e
+                    raise ConnectorTimeout(f"no authentication answer within {s.auth_timeout}s",
+                                           **where) from e
                 if not t.is_active():
                     raise ConnectionDropped("connection lost during authentication", **where) from e
                 raise FatalError("public key authentication refused", **where) from e
@@ -756,9 +713,8 @@ class SftpClient:
             _invoke_subsystem(chan, "sftp", s.op_timeout)
             self._sftp = paramiko.SFTPClient(chan)
 
-    def _handshake(
-        self, pinned: tuple[PinnedKey, ...], policy: RefuseUnpinnedHostKey, wanted: list[str], ref: str
-    ) -> None:
+    def _handshake(self, pinned: tuple[PinnedKey, ...], policy: RefuseUnpinnedHostKey, wanted: list[str],
+                   ref: str) -> None:
         s = self.settings
         with self._op("connect", ref):
             sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout)
@@ -774,8 +730,7 @@ class SftpClient:
             t.channel_timeout = s.op_timeout
             opts = t.get_security_options()
             opts.ciphers = tuple(c for c in PREFERRED_CIPHERS if c in opts.ciphers) + tuple(
-                c for c in opts.ciphers if c not in PREFERRED_CIPHERS
-            )
+                c for c in opts.ciphers if c not in PREFERRED_CIPHERS)
             opts.key_types = tuple(dict.fromkeys(a for a in wanted if a in opts.key_types))
             t.start_client(timeout=s.connect_timeout)
             server_key = t.get_remote_server_key()
@@ -801,9 +756,8 @@ class SftpClient:
     @property
     def sftp(self) -> paramiko.SFTPClient:
         if self._sftp is None:
-            raise ConnectionDropped(
-                "not connected (or the connection was lost)", system=self.settings.system, operation="session"
-            )
+            raise ConnectionDropped("not connected (or the connection was lost)",
+                                    system=self.settings.system, operation="session")
         return self._sftp
 
     # -- listing and completeness
@@ -811,21 +765,16 @@ class SftpClient:
     def _dir(self, remote_dir: str | None, default: str) -> str:
         d = default if remote_dir is None else remote_dir
         if "\x00" in d or ".." in d.split("/"):
-            raise InvalidRemoteName(
-                "remote directory must not contain '..'",
-                system=self.settings.system,
-                operation="list",
-                ref=repr(d),
-            )
+            raise InvalidRemoteName("remote directory must not contain '..'", system=self.settings.system,
+                                    operation="list", ref=repr(d))
         return d
 
     def _listing(self, remote_dir: str) -> dict[str, paramiko.SFTPAttributes]:
         with self._op("list", remote_dir):
             return {a.filename: a for a in listdir_attr(self.sftp, remote_dir)}
 
-    def list_complete(
-        self, remote_dir: str | None = None, *, rejected: list[str] | None = None
-    ) -> list[RemoteFile]:
+    def list_complete(self, remote_dir: str | None = None, *,
+                      rejected: list[str] | None = None) -> list[RemoteFile]:
         """Complete, validly named regular files in ``remote_dir`` (default: the inbox), sorted by name.
 
         Invalid names are not returned (they are appended to ``rejected`` if given, and logged).
@@ -837,11 +786,8 @@ class SftpClient:
         if s.completeness == "stable":
             self._sleep(s.stable_seconds)
             second = self._listing(d)
-            ok = {
-                n
-                for n, a in first.items()
-                if n in second and (a.st_size, a.st_mtime) == (second[n].st_size, second[n].st_mtime)
-            }
+            ok = {n for n, a in first.items()
+                  if n in second and (a.st_size, a.st_mtime) == (second[n].st_size, second[n].st_mtime)}
             first = {n: second[n] for n in ok}
         out: list[RemoteFile] = []
         for name, attr in sorted(first.items()):
@@ -872,12 +818,8 @@ class SftpClient:
             text = f.read(1024).decode("ascii", "replace")
         token = text.split()[0].lower() if text.split() else ""
         if len(token) != 64 or any(c not in "0123456789abcdef" for c in token):
-            raise IntegrityError(
-                "hash sidecar does not hold a hex SHA-256",
-                system=self.settings.system,
-                operation="read_sidecar",
-                ref=path,
-            )
+            raise IntegrityError("hash sidecar does not hold a hex SHA-256", system=self.settings.system,
+                                 operation="read_sidecar", ref=path)
         return token
 
     def stat(self, name: str, remote_dir: str | None = None) -> RemoteFile:
@@ -908,43 +850,25 @@ class SftpClient:
         received = 0
         try:
             with self._op("download", remote.path), open(tmp, "wb") as out:
-
                 def sink(data: bytes) -> None:
                     nonlocal received
                     received += len(data)
                     if received > remote.size:  # more than listed: stop now, not at the end of the disk
-                        raise IntegrityError(
-                            f"size mismatch: server sent more than the {remote.size} bytes listed",
-                            system=s.system,
-                            operation="download",
-                            ref=remote.path,
-                        )
+                        raise IntegrityError(f"size mismatch: server sent more than the {remote.size} "
+                                             "bytes listed", system=s.system, operation="download",
+                                             ref=remote.path)
                     h.update(data)
                     out.write(data)
 
-                size = pipelined_read(
-                    self.sftp,
-                    remote.path,
-                    sink,
-                    window=s.prefetch_requests,
-                    request_size=s.request_size,
-                    size_hint=remote.size,
-                )
+                size = pipelined_read(self.sftp, remote.path, sink, window=s.prefetch_requests,
+                                      request_size=s.request_size, size_hint=remote.size)
             digest = h.hexdigest()
             if size != remote.size:
-                raise IntegrityError(
-                    f"size mismatch: got {size} bytes, server listed {remote.size}",
-                    system=s.system,
-                    operation="download",
-                    ref=remote.path,
-                )
+                raise IntegrityError(f"size mismatch: got {size} bytes, server listed {remote.size}",
+                                     system=s.system, operation="download", ref=remote.path)
             if remote.expected_sha256 and digest != remote.expected_sha256:
-                raise IntegrityError(
-                    f"SHA-256 mismatch: got {digest}, expected {remote.expected_sha256}",
-                    system=s.system,
-                    operation="download",
-                    ref=remote.path,
-                )
+                raise IntegrityError(f"SHA-256 mismatch: got {digest}, expected {remote.expected_sha256}",
+                                     system=s.system, operation="download", ref=remote.path)
             os.replace(tmp, final)
         finally:
             tmp.unlink(missing_ok=True)
@@ -957,28 +881,17 @@ class SftpClient:
 
         def sink(data: bytes) -> None:
             if len(buf) + len(data) > remote.size:
-                raise IntegrityError(
-                    "size mismatch: server sent more than listed",
-                    system=self.settings.system,
-                    operation="read",
-                    ref=remote.path,
-                )
+                raise IntegrityError("size mismatch: server sent more than listed",
+                                     system=self.settings.system, operation="read", ref=remote.path)
             buf.extend(data)
 
         with self._op("read", remote.path):
-            size = pipelined_read(
-                self.sftp,
-                remote.path,
-                sink,
-                window=self.settings.prefetch_requests,
-                request_size=self.settings.request_size,
-                size_hint=remote.size,
-            )
+            size = pipelined_read(self.sftp, remote.path, sink, window=self.settings.prefetch_requests,
+                                  request_size=self.settings.request_size, size_hint=remote.size)
         digest = hashlib.sha256(buf).hexdigest()
         if size != remote.size or (remote.expected_sha256 and digest != remote.expected_sha256):
-            raise IntegrityError(
-                "size or SHA-256 mismatch", system=self.settings.system, operation="read", ref=remote.path
-            )
+            raise IntegrityError("size or SHA-256 mismatch", system=self.settings.system,
+                                 operation="read", ref=remote.path)
         return bytes(buf)
 
     # -- upload
@@ -1003,9 +916,8 @@ class SftpClient:
                 self.sftp.remove(dst)
             self.sftp.rename(src, dst)
 
-    def _put_atomic(
-        self, source: Callable[[], Iterator[bytes]], path: str, *, clobber: bool = False
-    ) -> tuple[int, str]:
+    def _put_atomic(self, source: Callable[[], Iterator[bytes]], path: str, *,
+                    clobber: bool = False) -> tuple[int, str]:
         """Write to a hidden temp name, check the size the server holds, rename into place."""
         d, name = posixpath.split(path)
         tmp = posixpath.join(d, f".{name}.{uuid.uuid4().hex[:12]}.part")
@@ -1020,12 +932,8 @@ class SftpClient:
             size = pipelined_write(self.sftp, tmp, chunks(), window=self.settings.prefetch_requests * 2)
             remote_size = self.sftp.stat(tmp).st_size
             if remote_size != size:
-                raise IntegrityError(
-                    f"uploaded {size} bytes but the server holds {remote_size}",
-                    system=self.settings.system,
-                    operation="upload",
-                    ref=path,
-                )
+                raise IntegrityError(f"uploaded {size} bytes but the server holds {remote_size}",
+                                     system=self.settings.system, operation="upload", ref=path)
             self._rename(tmp, path, clobber=clobber)
         except BaseException:
             with suppress(Exception):
@@ -1038,9 +946,8 @@ class SftpClient:
         s = self.settings
         name = posixpath.basename(path)
         if s.sha256_suffix:
-            self._put_atomic(
-                lambda: iter([f"{digest}  {name}\n".encode()]), path + s.sha256_suffix, clobber=True
-            )
+            self._put_atomic(lambda: iter([f"{digest}  {name}\n".encode()]), path + s.sha256_suffix,
+                             clobber=True)
         if s.writes_marker:
             self._put_atomic(lambda: iter([b""]), path + s.done_suffix, clobber=True)
 
@@ -1059,7 +966,7 @@ class SftpClient:
 
             def source() -> Iterator[bytes]:
                 for i in range(0, len(view), step):
-                    yield bytes(view[i : i + step])
+                    yield bytes(view[i:i + step])
         else:
             local = Path(data)
 
@@ -1070,27 +977,21 @@ class SftpClient:
 
         with self._op("upload", path):
             if self._exists(path):
-                raise FatalError(
-                    "remote file exists; refusing to overwrite", system=s.system, operation="upload", ref=path
-                )
+                raise FatalError("remote file exists; refusing to overwrite", system=s.system,
+                                 operation="upload", ref=path)
         archived: str | None = None
         if self.archive is not None:  # archived raw before it leaves
             raw = data if isinstance(data, (bytes, bytearray, memoryview)) else Path(data).read_bytes()
-            archived = self.archive.store(
-                bytes(raw), system=s.system, operation="upload", direction="out", ref=path
-            ).sha256
+            archived = self.archive.store(bytes(raw), system=s.system, operation="upload", direction="out",
+                                          ref=path).sha256
         with self._op("upload", path):
             size, digest = self._put_atomic(source, path)
             if archived is not None and archived != digest:
                 # the local file changed between archiving and sending: what left is not what we kept
                 with suppress(Exception):
                     self.sftp.remove(path)
-                raise IntegrityError(
-                    "local file changed during upload (archived and sent bytes differ)",
-                    system=s.system,
-                    operation="upload",
-                    ref=path,
-                )
+                raise IntegrityError("local file changed during upload (archived and sent bytes differ)",
+                                     system=s.system, operation="upload", ref=path)
             self._finish_delivery(path, digest)
         log.info("sftp %s: uploaded %s (%d bytes, sha256 %s)", s.system, path, size, digest)
         return Upload(d, name, size, digest, "uploaded")
@@ -1117,9 +1018,8 @@ class SftpClient:
         pipelined_read(self.sftp, path, h.update, window=s.prefetch_requests, request_size=s.request_size)
         return h.hexdigest()
 
-    def deliver(
-        self, data: bytes, name: str, *, remote_dir: str | None = None, max_reconnects: int = 3
-    ) -> Upload:
+    def deliver(self, data: bytes, name: str, *, remote_dir: str | None = None,
+                max_reconnects: int = 3) -> Upload:
         """Idempotent delivery of ``data`` as ``name`` (GL journals, finance packages).
 
         Same bytes already there -> no-op ("unchanged"); different bytes under the same name -> the
@@ -1135,23 +1035,21 @@ class SftpClient:
         d = self._dir(remote_dir, s.outbox)
         digest = hashlib.sha256(data).hexdigest()
         if self.archive is not None:
-            self.archive.store(
-                data, system=s.system, operation="deliver", direction="out", ref=posixpath.join(d, name)
-            )
+            self.archive.store(data, system=s.system, operation="deliver", direction="out",
+                               ref=posixpath.join(d, name))
         stem, dot, ext = name.rpartition(".") if "." in name.lstrip(".") else (name, "", "")
         step = s.write_request_size
         view = memoryview(data)
 
         def source() -> Iterator[bytes]:
             for i in range(0, len(view), step):
-                yield bytes(view[i : i + step])
+                yield bytes(view[i:i + step])
 
         reconnects = 0
         version = 1
         while version < 1000:
-            candidate = (
-                name if version == 1 else (f"{stem}.v{version}{dot}{ext}" if dot else f"{name}.v{version}")
-            )
+            candidate = name if version == 1 else (f"{stem}.v{version}{dot}{ext}" if dot
+                                                   else f"{name}.v{version}")
             path = posixpath.join(d, candidate)
             placed: bool | None
             try:
@@ -1167,12 +1065,8 @@ class SftpClient:
                 reconnects += 1
                 if reconnects > max_reconnects:
                     raise
-                log.warning(
-                    "sftp %s: %s: outcome unknown (%s); reconnecting to query before any resend",
-                    s.system,
-                    path,
-                    type(e).__name__,
-                )
+                log.warning("sftp %s: %s: outcome unknown (%s); reconnecting to query before any resend",
+                            s.system, path, type(e).__name__)
                 self.close()
                 self.connect()
                 placed = None
@@ -1198,14 +1092,8 @@ class SftpClient:
 
     # -- the inbound loop
 
-    def fetch_new(
-        self,
-        local_dir: Path,
-        handler: Callable[[FetchedFile], Any],
-        *,
-        remote_dir: str | None = None,
-        names: Callable[[str], bool] | None = None,
-    ) -> FetchReport:
+    def fetch_new(self, local_dir: Path, handler: Callable[[FetchedFile], Any], *,
+                  remote_dir: str | None = None, names: Callable[[str], bool] | None = None) -> FetchReport:
         """Fetch every complete, not yet processed file of ``remote_dir`` (default inbox) exactly once.
 
         Per file: claim in the record -> download + verify -> archive raw -> duplicate check by hash
@@ -1223,11 +1111,8 @@ class SftpClient:
         """
         s = self.settings
         if self.record is None or self.archive is None:
-            raise ConfigurationError(
-                "fetch_new needs a ProcessedFiles record and an Archive",
-                system=s.system,
-                operation="fetch_new",
-            )
+            raise ConfigurationError("fetch_new needs a ProcessedFiles record and an Archive",
+                                     system=s.system, operation="fetch_new")
         report = FetchReport()
         for remote in self.list_complete(remote_dir, rejected=report.rejected_names):
             if names is not None and not names(remote.name):
@@ -1257,12 +1142,8 @@ class SftpClient:
                 if dup is not None:
                     self.record.commit(claim, fetched.sha256, duplicate_of=dup)
                     report.duplicates.append((remote.name, dup))
-                    log.info(
-                        "sftp %s: %s is a duplicate delivery of %s; not processed again",
-                        s.system,
-                        remote.path,
-                        dup,
-                    )
+                    log.info("sftp %s: %s is a duplicate delivery of %s; not processed again",
+                             s.system, remote.path, dup)
                     continue
                 handler(fetched)
                 self.record.commit(claim, fetched.sha256)
@@ -1284,9 +1165,8 @@ class SftpClient:
     def _fetch_one(self, remote: RemoteFile, claim: Claim, local_dir: Path) -> FetchedFile:
         local = self.download(remote, local_dir)
         assert self.archive is not None
-        archived = self.archive.store_file(
-            local.path, system=self.settings.system, operation="fetch", direction="in", ref=remote.path
-        )
+        archived = self.archive.store_file(local.path, system=self.settings.system, operation="fetch",
+                                           direction="in", ref=remote.path)
         return FetchedFile(remote, local, archived, claim.attempt)
 
     # -- housekeeping
@@ -1296,6 +1176,6 @@ class SftpClient:
         s = self.settings
         validate_remote_name(name, system=s.system, operation="remove")
         d = self._dir(remote_dir, s.inbox)
-        for n in (name, name + s.done_suffix, *([name + s.sha256_suffix] if s.sha256_suffix else [])):
+        for n in (name, name + s.done_suffix, *( [name + s.sha256_suffix] if s.sha256_suffix else [])):
             with suppress(NotFound), self._op("remove", posixpath.join(d, n)):
                 self.sftp.remove(posixpath.join(d, n))

@@ -102,14 +102,12 @@ class ProcessedFiles:
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(db_url, future=True)
         if self.engine.dialect.name == "sqlite":
-
             @event.listens_for(self.engine, "connect")
             def _pragmas(dbapi_conn: object, _rec: object) -> None:
                 cur = dbapi_conn.cursor()  # type: ignore[attr-defined]
                 cur.execute("PRAGMA journal_mode=WAL")
                 cur.execute("PRAGMA busy_timeout=10000")
                 cur.close()
-
         metadata.create_all(self.engine, checkfirst=True)
         self.lease = timedelta(seconds=lease_seconds)
         self.max_attempts = max_attempts
@@ -121,13 +119,8 @@ class ProcessedFiles:
     @staticmethod
     def _where(key: FileKey):  # type: ignore[no-untyped-def]
         c = processed_files.c
-        return and_(
-            c.system == key.system,
-            c.remote_dir == key.remote_dir,
-            c.name == key.name,
-            c.size == key.size,
-            c.mtime == key.mtime,
-        )
+        return and_(c.system == key.system, c.remote_dir == key.remote_dir, c.name == key.name,
+                    c.size == key.size, c.mtime == key.mtime)
 
     def state(self, key: FileKey) -> str | None:
         with self.engine.connect() as conn:
@@ -143,44 +136,28 @@ class ProcessedFiles:
         c = processed_files.c
         try:
             with self.engine.begin() as conn:
-                conn.execute(
-                    insert(processed_files).values(
-                        system=key.system,
-                        remote_dir=key.remote_dir,
-                        name=key.name,
-                        size=key.size,
-                        mtime=key.mtime,
-                        state="claimed",
-                        token=token,
-                        attempts=1,
-                        claimed_at=now,
-                    )
-                )
+                conn.execute(insert(processed_files).values(
+                    system=key.system, remote_dir=key.remote_dir, name=key.name, size=key.size,
+                    mtime=key.mtime, state="claimed", token=token, attempts=1, claimed_at=now))
             return Claim(key, token, 1)
         except DbIntegrityError:
             pass
         with self.engine.begin() as conn:
-            row = conn.execute(
-                select(c.state, c.attempts, c.claimed_at, c.token).where(self._where(key))
-            ).one_or_none()
+            row = conn.execute(select(c.state, c.attempts, c.claimed_at, c.token)
+                               .where(self._where(key))).one_or_none()
             if row is None or row.state != "claimed":
                 return None
             claimed_at = row.claimed_at if row.claimed_at.tzinfo else row.claimed_at.replace(tzinfo=UTC)
             if claimed_at > now - self.lease:
                 return None  # someone else is working on it right now
             if row.attempts >= self.max_attempts:
-                conn.execute(
-                    update(processed_files)
-                    .where(self._where(key), c.token == row.token)
-                    .values(state="failed", note=f"{row.attempts} claims without a commit")
-                )
+                conn.execute(update(processed_files).where(self._where(key), c.token == row.token)
+                             .values(state="failed", note=f"{row.attempts} claims without a commit"))
                 return None
             # Take over the stale claim atomically: only if nobody else took it meanwhile.
-            res = conn.execute(
-                update(processed_files)
-                .where(self._where(key), c.token == row.token, c.state == "claimed")
-                .values(token=token, attempts=row.attempts + 1, claimed_at=now)
-            )
+            res = conn.execute(update(processed_files)
+                               .where(self._where(key), c.token == row.token, c.state == "claimed")
+                               .values(token=token, attempts=row.attempts + 1, claimed_at=now))
             if res.rowcount != 1:
                 return None
             return Claim(key, token, row.attempts + 1)
@@ -189,16 +166,11 @@ class ProcessedFiles:
         """The name of a finished file of ``system`` with this content, if any (duplicate delivery)."""
         c = processed_files.c
         q = select(c.remote_dir, c.name, c.size, c.mtime).where(
-            c.system == system, c.sha256 == sha256, c.state.in_(FINISHED)
-        )
+            c.system == system, c.sha256 == sha256, c.state.in_(FINISHED))
         with self.engine.connect() as conn:
             for row in conn.execute(q):
                 if exclude and (row.remote_dir, row.name, row.size, row.mtime) == (
-                    exclude.remote_dir,
-                    exclude.name,
-                    exclude.size,
-                    exclude.mtime,
-                ):
+                        exclude.remote_dir, exclude.name, exclude.size, exclude.mtime):
                     continue
                 return f"{row.remote_dir}/{row.name}"
         return None
@@ -207,21 +179,14 @@ class ProcessedFiles:
         """Mark the claimed file processed. Raises ``LookupError`` if the claim was taken over."""
         c = processed_files.c
         with self.engine.begin() as conn:
-            res = conn.execute(
-                update(processed_files)
-                .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
-                .values(
-                    state="duplicate" if duplicate_of else "done",
-                    sha256=sha256,
-                    done_at=datetime.now(UTC),
-                    note=f"duplicate of {duplicate_of}" if duplicate_of else None,
-                )
-            )
+            res = conn.execute(update(processed_files)
+                               .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
+                               .values(state="duplicate" if duplicate_of else "done", sha256=sha256,
+                                       done_at=datetime.now(UTC),
+                                       note=f"duplicate of {duplicate_of}" if duplicate_of else None))
             if res.rowcount != 1:
-                raise LookupError(
-                    f"claim on {claim.key.remote_dir}/{claim.key.name} was lost "
-                    "(lease expired and taken over)"
-                )
+                raise LookupError(f"claim on {claim.key.remote_dir}/{claim.key.name} was lost "
+                                  "(lease expired and taken over)")
 
     def release(self, claim: Claim, reason: str, *, count_attempt: bool = True) -> None:
         """Give a claim back after a failure: claimable again at once. A counted failure (the
@@ -239,21 +204,17 @@ class ProcessedFiles:
         if not count_attempt:
             values["attempts"] = c.attempts - 1
         with self.engine.begin() as conn:
-            conn.execute(
-                update(processed_files)
-                .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
-                .values(**values)
-            )
+            conn.execute(update(processed_files)
+                         .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
+                         .values(**values))
 
     def fail(self, claim: Claim, reason: str, *, sha256: str | None = None) -> None:
         """Mark a claimed file ``failed`` at once (a permanent problem: bad content, bad name)."""
         c = processed_files.c
         with self.engine.begin() as conn:
-            conn.execute(
-                update(processed_files)
-                .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
-                .values(state="failed", note=reason[:500], sha256=sha256)
-            )
+            conn.execute(update(processed_files)
+                         .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
+                         .values(state="failed", note=reason[:500], sha256=sha256))
 
     def failed(self, system: str | None = None) -> list[tuple[FileKey, str | None]]:
         c = processed_files.c
@@ -261,16 +222,14 @@ class ProcessedFiles:
         if system:
             q = q.where(c.system == system)
         with self.engine.connect() as conn:
-            return [
-                (FileKey(r.system, r.remote_dir, r.name, r.size, r.mtime), r.note) for r in conn.execute(q)
-            ]
+            return [(FileKey(r.system, r.remote_dir, r.name, r.size, r.mtime), r.note)
+                    for r in conn.execute(q)]
 
     def reset(self, key: FileKey) -> None:
         """Re-arm a failed file (operator replay): it is claimed afresh on the next run."""
         with self.engine.begin() as conn:
-            conn.execute(
-                processed_files.delete().where(self._where(key), processed_files.c.state == "failed")
-            )
+            conn.execute(processed_files.delete().where(self._where(key),
+                                                        processed_files.c.state == "failed"))
 
     def dispose(self) -> None:
         self.engine.dispose()

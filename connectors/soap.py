@@ -93,7 +93,6 @@ def secure_settings() -> zeep.Settings:
 
 # --- configuration ---------------------------------------------------------------------------
 
-
 @dataclass(frozen=True, slots=True)
 class UsernameTokenConfig:
     """WS-Security UsernameToken. ``digest`` selects PasswordDigest (SHA-1 over nonce, created and
@@ -115,7 +114,7 @@ class SignatureConfig:
     cert_file: Path
     key_password: str | None = field(default=None, repr=False)
     server_cert_file: Path | None = None
-    algorithm: str = "rsa-sha256"  # or "rsa-sha1" for a bank that still wants it
+    algorithm: str = "rsa-sha256"           # or "rsa-sha1" for a bank that still wants it
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,9 +122,9 @@ class SoapConfig:
     """Everything a SOAP client needs; validated by ``validate()`` when a client is built."""
 
     system: str
-    wsdl: str  # packaged contract path (normal) or URL
-    endpoint: str | None = None  # overrides the WSDL's soap:address
-    binding: str | None = None  # "{ns}Name" of the binding, needed with ``endpoint``
+    wsdl: str                               # packaged contract path (normal) or URL
+    endpoint: str | None = None             # overrides the WSDL's soap:address
+    binding: str | None = None              # "{ns}Name" of the binding, needed with ``endpoint``
     username_token: UsernameTokenConfig | None = None
     signature: SignatureConfig | None = None
     connect_timeout: float = 5.0
@@ -133,9 +132,9 @@ class SoapConfig:
     wsdl_timeout: float = 30.0
     verify_tls: bool = True
     ca_bundle: Path | None = None
-    retries: int = 2  # extra attempts for retriable failures of safe calls
-    backoff: float = 0.2  # seconds, doubled per attempt
-    max_retry_after: float = 60.0  # cap on a server's Retry-After we are willing to wait
+    retries: int = 2                        # extra attempts for retriable failures of safe calls
+    backoff: float = 0.2                    # seconds, doubled per attempt
+    max_retry_after: float = 60.0           # cap on a server's Retry-After we are willing to wait
     max_response_bytes: int = 32 * 1024 * 1024  # larger answers (and WSDL/XSD downloads) are refused
 
     def validate(self) -> None:
@@ -166,9 +165,8 @@ class SoapConfig:
             if re.match(r"^https?://", self.wsdl):
                 hosts.append(urlsplit(self.wsdl).hostname or "")
             if not hosts or any(h not in _LOOPBACK for h in hosts):
-                raise bad(
-                    "verify_tls=False is only allowed for loopback sandboxes; give ca_bundle for a private CA"
-                )
+                raise bad("verify_tls=False is only allowed for loopback sandboxes; give ca_bundle for a "
+                          "private CA")
         if self.max_response_bytes <= 0:
             raise bad("max_response_bytes must be positive")
         if self.ca_bundle is not None and not Path(self.ca_bundle).is_file():
@@ -198,7 +196,6 @@ def redact_wsse(data: bytes) -> bytes:
 
 # --- WSDL cache -------------------------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class WsdlCacheStats:
     loads: int = 0
@@ -224,9 +221,8 @@ def load_wsdl(location: str, transport: zeep.Transport, *, system: str = "soap")
     try:
         key = _cache_key(location)
     except OSError as e:
-        raise ConfigurationError(
-            f"WSDL {location} unreadable: {e}", system=system, operation="load_wsdl"
-        ) from e
+        raise ConfigurationError(f"WSDL {location} unreadable: {e}", system=system,
+                                 operation="load_wsdl") from e
     with _WSDL_LOCK:
         doc = _WSDL_CACHE.get(key)
         if doc is not None:
@@ -235,21 +231,13 @@ def load_wsdl(location: str, transport: zeep.Transport, *, system: str = "soap")
         started = time.perf_counter()
         try:
             doc = Document(location, transport, settings=secure_settings())
-        except (
-            zeep.exceptions.DTDForbidden,
-            zeep.exceptions.EntitiesForbidden,
-            zeep.exceptions.ExternalReferenceForbidden,
-            zeep.exceptions.XMLSyntaxError,
-        ) as e:
-            raise ValidationFailed(
-                f"WSDL {location} refused: {type(e).__name__}: {e}", system=system, operation="load_wsdl"
-            ) from e
+        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
+                zeep.exceptions.ExternalReferenceForbidden, zeep.exceptions.XMLSyntaxError) as e:
+            raise ValidationFailed(f"WSDL {location} refused: {type(e).__name__}: {e}",
+                                   system=system, operation="load_wsdl") from e
         except requests.RequestException as e:
-            raise ConnectionDropped(
-                f"WSDL {location} could not be fetched: {type(e).__name__}",
-                system=system,
-                operation="load_wsdl",
-            ) from e
+            raise ConnectionDropped(f"WSDL {location} could not be fetched: {type(e).__name__}",
+                                    system=system, operation="load_wsdl") from e
         WSDL_STATS.loads += 1
         WSDL_STATS.last_load_seconds = time.perf_counter() - started
         _WSDL_CACHE[key] = doc
@@ -264,7 +252,6 @@ def clear_wsdl_cache() -> None:
 
 
 # --- WS-Security ---------------------------------------------------------------------------
-
 
 def _utc_text(t: datetime) -> str:
     if t.tzinfo is None:
@@ -298,11 +285,8 @@ class UsernameTokenProfile:
                 hashlib.sha1(nonce + created.encode() + self.cfg.password.encode()).digest()  # noqa: S324 - WSS UsernameToken profile mandates SHA-1
             ).decode()
             token.append(wsse_utils.WSSE.Password(digest, Type=f"{UT_PROFILE}#PasswordDigest"))
-            token.append(
-                wsse_utils.WSSE.Nonce(
-                    base64.b64encode(nonce).decode(), EncodingType=f"{SOAP_MSG_SECURITY}#Base64Binary"
-                )
-            )
+            token.append(wsse_utils.WSSE.Nonce(base64.b64encode(nonce).decode(),
+                                               EncodingType=f"{SOAP_MSG_SECURITY}#Base64Binary"))
             token.append(wsse_utils.WSU.Created(created))
         else:
             token.append(wsse_utils.WSSE.Password(self.cfg.password, Type=f"{UT_PROFILE}#PasswordText"))
@@ -321,20 +305,13 @@ class SignatureProfile:
         import xmlsec
         from zeep.wsse.signature import BinarySignature, _make_verify_key
 
-        methods = {
-            "rsa-sha256": (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA256),
-            "rsa-sha1": (xmlsec.Transform.RSA_SHA1, xmlsec.Transform.SHA1),
-        }
+        methods = {"rsa-sha256": (xmlsec.Transform.RSA_SHA256, xmlsec.Transform.SHA256),
+                   "rsa-sha1": (xmlsec.Transform.RSA_SHA1, xmlsec.Transform.SHA1)}
         if cfg.algorithm not in methods:
             raise ValueError(f"signature algorithm {cfg.algorithm!r} not supported ({sorted(methods)})")
         sig_method, digest_method = methods[cfg.algorithm]
-        self._signer = BinarySignature(
-            str(cfg.key_file),
-            str(cfg.cert_file),
-            cfg.key_password,
-            signature_method=sig_method,
-            digest_method=digest_method,
-        )
+        self._signer = BinarySignature(str(cfg.key_file), str(cfg.cert_file), cfg.key_password,
+                                       signature_method=sig_method, digest_method=digest_method)
         self._server_key = (
             _make_verify_key(Path(cfg.server_cert_file).read_bytes()) if cfg.server_cert_file else None
         )
@@ -367,7 +344,6 @@ class _ComposedSecurity:
 
 # --- transport ---------------------------------------------------------------------------
 
-
 @dataclass(slots=True)
 class _CallContext:
     operation: str
@@ -387,18 +363,9 @@ class ArchivingTransport(zeep.Transport):
     """zeep transport: timeouts on every POST, TLS verify, raw archive of both directions, and
     logging of sizes and hashes only (zeep's own transport logs whole envelopes at DEBUG)."""
 
-    def __init__(
-        self,
-        *,
-        system: str,
-        archive: Archive | None,
-        session: requests.Session,
-        connect_timeout: float,
-        read_timeout: float,
-        wsdl_timeout: float,
-        max_response_bytes: int = 32 * 1024 * 1024,
-        secrets: tuple[str, ...] = (),
-    ) -> None:
+    def __init__(self, *, system: str, archive: Archive | None, session: requests.Session,
+                 connect_timeout: float, read_timeout: float, wsdl_timeout: float,
+                 max_response_bytes: int = 32 * 1024 * 1024, secrets: tuple[str, ...] = ()) -> None:
         super().__init__(cache=None, timeout=wsdl_timeout, operation_timeout=read_timeout, session=session)
         self.system = system
         self.archive = archive
@@ -419,66 +386,35 @@ class ArchivingTransport(zeep.Transport):
         with self.session.get(url, timeout=self.load_timeout, stream=True, allow_redirects=False) as r:
             r.raise_for_status()
             if r.status_code != 200:
-                raise ValidationFailed(
-                    f"WSDL {url}: HTTP {r.status_code} (redirects are not followed)",
-                    system=self.system,
-                    operation="load_wsdl",
-                )
+                raise ValidationFailed(f"WSDL {url}: HTTP {r.status_code} (redirects are not followed)",
+                                       system=self.system, operation="load_wsdl")
             data = _read_capped(r, self.max_response_bytes)
         if data is None:
-            raise ValidationFailed(
-                f"WSDL {url} larger than {self.max_response_bytes} bytes",
-                system=self.system,
-                operation="load_wsdl",
-            )
+            raise ValidationFailed(f"WSDL {url} larger than {self.max_response_bytes} bytes",
+                                   system=self.system, operation="load_wsdl")
         return data
 
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
         body = message.encode("utf-8") if isinstance(message, str) else message
         ctx = _CALL.get() or _CallContext(operation=headers.get("SOAPAction", "?").strip('"'), ref=None)
         if self.archive is not None:
-            item = self.archive.store(
-                body,
-                system=self.system,
-                operation=ctx.operation,
-                direction="request",
-                ref=ctx.ref,
-                redact=self._redact,
-            )
+            item = self.archive.store(body, system=self.system, operation=ctx.operation,
+                                      direction="request", ref=ctx.ref, redact=self._redact)
             ctx.request_sha256 = item.sha256
-        log.debug(
-            "%s.%s [%s] POST %d bytes sha256=%s",
-            self.system,
-            ctx.operation,
-            ctx.ref,
-            len(body),
-            ctx.request_sha256,
-        )
+        log.debug("%s.%s [%s] POST %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
+                  len(body), ctx.request_sha256)
         ctx.sent = False
         response = self._send(address, body, headers, ctx)
         ctx.http_status = response.status_code
         ctx.retry_after = response.headers.get("Retry-After")
         content = self._receive(response, ctx)
         if self.archive is not None:
-            item = self.archive.store(
-                content,
-                system=self.system,
-                operation=ctx.operation,
-                direction="response",
-                ref=ctx.ref,
-                redact=self._redact,
-                meta={"http_status": str(response.status_code)},
-            )
+            item = self.archive.store(content, system=self.system, operation=ctx.operation,
+                                      direction="response", ref=ctx.ref, redact=self._redact,
+                                      meta={"http_status": str(response.status_code)})
             ctx.response_sha256 = item.sha256
-        log.debug(
-            "%s.%s [%s] HTTP %d, %d bytes sha256=%s",
-            self.system,
-            ctx.operation,
-            ctx.ref,
-            response.status_code,
-            len(content),
-            ctx.response_sha256,
-        )
+        log.debug("%s.%s [%s] HTTP %d, %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
+                  response.status_code, len(content), ctx.response_sha256)
         return response
 
     def _receive(self, response: requests.Response, ctx: _CallContext) -> bytes:
@@ -496,9 +432,8 @@ class ArchivingTransport(zeep.Transport):
             response.close()
         if content is None:
             where: dict[str, Any] = {"system": self.system, "operation": ctx.operation, "ref": ctx.ref}
-            msg = (
-                f"response larger than {self.max_response_bytes} bytes refused (HTTP {response.status_code})"
-            )
+            msg = (f"response larger than {self.max_response_bytes} bytes refused "
+                   f"(HTTP {response.status_code})")
             log.warning("%s.%s [%s] %s", self.system, ctx.operation, ctx.ref, msg)
             if ctx.state_changing:
                 raise OutcomeUnknown(msg + "; query by serial before any resend", **where)
@@ -507,15 +442,13 @@ class ArchivingTransport(zeep.Transport):
         response._content_consumed = True
         return content
 
-    def _send(
-        self, address: str, body: bytes, headers: dict[str, str], ctx: _CallContext
-    ) -> requests.Response:
+    def _send(self, address: str, body: bytes, headers: dict[str, str],
+              ctx: _CallContext) -> requests.Response:
         try:
             # no redirects: a 307/308 would resend the body (WS-Security password, the payment)
             # to whatever host the Location names; stream so that the size limit holds
-            return self.session.post(
-                address, data=body, headers=headers, timeout=self.timeouts, allow_redirects=False, stream=True
-            )
+            return self.session.post(address, data=body, headers=headers, timeout=self.timeouts,
+                                     allow_redirects=False, stream=True)
         except requests.ConnectTimeout:
             raise  # never connected: nothing was sent
         except requests.ConnectionError as e:
@@ -549,14 +482,8 @@ def _never_connected(e: BaseException) -> bool:
     cur: BaseException | None = e
     while cur is not None and id(cur) not in seen:
         seen.add(id(cur))
-        if isinstance(
-            cur,
-            (
-                urllib3.exceptions.NewConnectionError,
-                ConnectionRefusedError,
-                urllib3.exceptions.NameResolutionError,
-            ),
-        ):
+        if isinstance(cur, (urllib3.exceptions.NewConnectionError, ConnectionRefusedError,
+                            urllib3.exceptions.NameResolutionError)):
             return True
         if isinstance(cur, urllib3.exceptions.MaxRetryError):
             cur = cur.reason
@@ -567,7 +494,6 @@ def _never_connected(e: BaseException) -> bool:
 
 
 # --- client -------------------------------------------------------------------------------
-
 
 def _first_line(e: BaseException) -> str:
     return str(e).splitlines()[0][:200] if str(e) else type(e).__name__
@@ -607,27 +533,15 @@ class SoapResult:
 class SoapClient:
     """One configured SOAP endpoint. Thread-safe for calls (one requests session, pooled)."""
 
-    def __init__(
-        self,
-        config: SoapConfig,
-        *,
-        archive: Archive | None,
-        clock: Clock | None = None,
-        nonce: NonceSource | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
+    def __init__(self, config: SoapConfig, *, archive: Archive | None,
+                 clock: Clock | None = None, nonce: NonceSource | None = None,
+                 session: requests.Session | None = None) -> None:
         config.validate()
         self.config = config
         self.system = config.system
         self.clock: Clock = clock or (lambda: datetime.now(UTC))
-        self._secrets = [
-            x
-            for x in (
-                config.username_token and config.username_token.password,
-                config.signature and config.signature.key_password,
-            )
-            if x
-        ]
+        self._secrets = [x for x in (config.username_token and config.username_token.password,
+                                     config.signature and config.signature.key_password) if x]
         sess = session or requests.Session()
         # Configuration comes from SoapConfig only: with trust_env on, REQUESTS_CA_BUNDLE /
         # CURL_CA_BUNDLE would silently replace the pinned CA bundle and *_PROXY would reroute.
@@ -637,36 +551,26 @@ class SoapClient:
             log.warning("%s: TLS verification is OFF (loopback sandbox only)", config.system)
         sess.headers["User-Agent"] = "cvhub-soap/1"
         self.transport = ArchivingTransport(
-            system=config.system,
-            archive=archive,
-            session=sess,
-            connect_timeout=config.connect_timeout,
-            read_timeout=config.read_timeout,
-            wsdl_timeout=config.wsdl_timeout,
-            max_response_bytes=config.max_response_bytes,
+            system=config.system, archive=archive, session=sess,
+            connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
+            wsdl_timeout=config.wsdl_timeout, max_response_bytes=config.max_response_bytes,
             secrets=tuple(self._secrets),
         )
         wsse_parts: list[Any] = []
         if config.username_token:
-            wsse_parts.append(
-                UsernameTokenProfile(config.username_token, self.clock, nonce or (lambda: os.urandom(16)))
-            )
+            wsse_parts.append(UsernameTokenProfile(config.username_token, self.clock,
+                                                   nonce or (lambda: os.urandom(16))))
         if config.signature:
             try:
                 wsse_parts.append(SignatureProfile(config.signature))
             except ImportError as e:
-                raise ConfigurationError(
-                    "signature profile needs the xmlsec package", system=config.system, operation="configure"
-                ) from e
+                raise ConfigurationError("signature profile needs the xmlsec package",
+                                         system=config.system, operation="configure") from e
             except ValueError as e:
                 raise ConfigurationError(str(e), system=config.system, operation="configure") from e
         document = load_wsdl(config.wsdl, self.transport, system=config.system)
-        self.zeep = zeep.Client(
-            document,
-            wsse=_ComposedSecurity(wsse_parts) if wsse_parts else None,
-            transport=self.transport,
-            settings=secure_settings(),
-        )
+        self.zeep = zeep.Client(document, wsse=_ComposedSecurity(wsse_parts) if wsse_parts else None,
+                                transport=self.transport, settings=secure_settings())
         if config.endpoint:
             self.service = self.zeep.create_service(config.binding, config.endpoint)
         else:
@@ -696,30 +600,20 @@ class SoapClient:
                 return self._call_once(ctx, operation, params, state_changing)
             except RetriableError as e:
                 # a 429 was refused before any effect; a 5xx after a state change may not have been
-                retry_ok = (
-                    (not state_changing)
-                    or isinstance(e, RateLimited)
-                    or (not ctx.sent and not isinstance(e, ServerError))
-                )
+                retry_ok = (not state_changing) or isinstance(e, RateLimited) or (
+                    not ctx.sent and not isinstance(e, ServerError))
                 if not retry_ok or attempt >= self.config.retries:
                     raise
-                delay = self.config.backoff * (2**attempt)
+                delay = self.config.backoff * (2 ** attempt)
                 if isinstance(e, RateLimited) and e.retry_after is not None:
                     delay = max(delay, min(e.retry_after, self.config.max_retry_after))
-                log.info(
-                    "%s.%s [%s] retriable failure (%s), retry in %.2fs",
-                    self.system,
-                    operation,
-                    ref,
-                    type(e).__name__,
-                    delay,
-                )
+                log.info("%s.%s [%s] retriable failure (%s), retry in %.2fs", self.system, operation,
+                         ref, type(e).__name__, delay)
                 time.sleep(delay)
                 attempt += 1
 
-    def _call_once(
-        self, ctx: _CallContext, operation: str, params: dict[str, Any], state_changing: bool
-    ) -> SoapResult:
+    def _call_once(self, ctx: _CallContext, operation: str, params: dict[str, Any],
+                   state_changing: bool) -> SoapResult:
         where: dict[str, Any] = {"system": self.system, "operation": operation, "ref": ctx.ref}
         token = _CALL.set(ctx)
         try:
@@ -728,12 +622,8 @@ class SoapClient:
             if not e.code:  # zeep's "Unknown fault": a well-formed body that is no SOAP fault
                 return self._http_error(ctx.http_status or 0, ctx, e, state_changing, where)
             code = _local(e.code)
-            fault = SoapFault(
-                f"SOAP fault {code}: {self._scrub(str(e.message))}",
-                code=code,
-                detail=self._scrub(_fault_detail(e.detail)),
-                **where,
-            )
+            fault = SoapFault(f"SOAP fault {code}: {self._scrub(str(e.message))}", code=code,
+                              detail=self._scrub(_fault_detail(e.detail)), **where)
             if self._echoes_secret(e):  # a server that quotes our envelope: keep it out of the chain
                 raise fault from None
             raise fault from e
@@ -743,28 +633,20 @@ class SoapClient:
             raise FatalError(f"TLS verification failed: {_first_line(e)}", **where) from e
         except requests.Timeout as e:
             if state_changing:
-                raise OutcomeUnknown(
-                    "no answer in time after the request was sent; query by serial before any resend", **where
-                ) from e
+                raise OutcomeUnknown("no answer in time after the request was sent; "
+                                     "query by serial before any resend", **where) from e
             raise ConnectorTimeout("read timeout", **where) from e
         except requests.ConnectionError as e:
             if state_changing and ctx.sent:
-                raise OutcomeUnknown(
-                    "connection dropped after the request was sent; query by serial before any resend",
-                    **where,
-                ) from e
+                raise OutcomeUnknown("connection dropped after the request was sent; "
+                                     "query by serial before any resend", **where) from e
             raise ConnectionDropped(f"connection failed: {type(e).__name__}", **where) from e
         except zeep.exceptions.TransportError as e:
             return self._http_error(int(e.status_code or 0), ctx, e, state_changing, where)
-        except (
-            zeep.exceptions.DTDForbidden,
-            zeep.exceptions.EntitiesForbidden,
-            zeep.exceptions.ExternalReferenceForbidden,
-            zeep.exceptions.XMLSyntaxError,
-            zeep.exceptions.ValidationError,
-            zeep.exceptions.SignatureVerificationFailed,
-            zeep.exceptions.XMLParseError,
-        ) as e:
+        except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
+                zeep.exceptions.ExternalReferenceForbidden, zeep.exceptions.XMLSyntaxError,
+                zeep.exceptions.ValidationError, zeep.exceptions.SignatureVerificationFailed,
+                zeep.exceptions.XMLParseError) as e:
             return self._unreadable(e, state_changing, where)
         finally:
             _CALL.reset(token)
@@ -773,9 +655,8 @@ class SoapClient:
             data = {"value": data}
         return SoapResult(data=data, request_sha256=ctx.request_sha256, response_sha256=ctx.response_sha256)
 
-    def _http_error(
-        self, status: int, ctx: _CallContext, e: Exception, state_changing: bool, where: dict[str, Any]
-    ) -> SoapResult:
+    def _http_error(self, status: int, ctx: _CallContext, e: Exception, state_changing: bool,
+                    where: dict[str, Any]) -> SoapResult:
         """An HTTP error status without a SOAP fault: 5xx and 429 retriable, other 4xx fatal."""
         if status >= 500:
             raise ServerError(f"HTTP {status} without a SOAP fault", status=status, **where) from e
@@ -788,10 +669,8 @@ class SoapClient:
     def _unreadable(self, e: Exception, state_changing: bool, where: dict[str, Any]) -> SoapResult:
         msg = self._scrub(f"response refused: {type(e).__name__}: {e}"[:300]) or ""
         err: FatalError | OutcomeUnknown = (
-            OutcomeUnknown(msg + "; query by serial before any resend", **where)
-            if state_changing
-            else ValidationFailed(msg, **where)
-        )
+            OutcomeUnknown(msg + "; query by serial before any resend", **where) if state_changing
+            else ValidationFailed(msg, **where))
         if self._echoes_secret(e):  # zeep quotes the response body; it may quote our envelope
             raise err from None
         raise err from e
@@ -840,37 +719,18 @@ class SoapServiceClient:
     default_wsdl: Path
     binding: str
 
-    def __init__(
-        self,
-        *,
-        endpoint: str,
-        username_token: UsernameTokenConfig | None,
-        archive: Archive | None,
-        signature: SignatureConfig | None = None,
-        connect_timeout: float = 5.0,
-        read_timeout: float = 30.0,
-        verify_tls: bool = True,
-        ca_bundle: Path | None = None,
-        retries: int = 2,
-        backoff: float = 0.2,
-        wsdl: str | None = None,
-        clock: Clock | None = None,
-        nonce: NonceSource | None = None,
-        session: requests.Session | None = None,
-    ) -> None:
+    def __init__(self, *, endpoint: str, username_token: UsernameTokenConfig | None,
+                 archive: Archive | None, signature: SignatureConfig | None = None,
+                 connect_timeout: float = 5.0, read_timeout: float = 30.0, verify_tls: bool = True,
+                 ca_bundle: Path | None = None, retries: int = 2, backoff: float = 0.2,
+                 wsdl: str | None = None,
+                 clock: Clock | None = None, nonce: NonceSource | None = None,
+                 session: requests.Session | None = None) -> None:
         self.config = SoapConfig(
-            system=self.system,
-            wsdl=wsdl or str(self.default_wsdl),
-            endpoint=endpoint,
-            binding=self.binding,
-            username_token=username_token,
-            signature=signature,
-            connect_timeout=connect_timeout,
-            read_timeout=read_timeout,
-            verify_tls=verify_tls,
-            ca_bundle=ca_bundle,
-            retries=retries,
-            backoff=backoff,
+            system=self.system, wsdl=wsdl or str(self.default_wsdl), endpoint=endpoint,
+            binding=self.binding, username_token=username_token, signature=signature,
+            connect_timeout=connect_timeout, read_timeout=read_timeout, verify_tls=verify_tls,
+            ca_bundle=ca_bundle, retries=retries, backoff=backoff,
         )
         self.soap = SoapClient(self.config, archive=archive, clock=clock, nonce=nonce, session=session)
 

@@ -27,18 +27,10 @@ from connectors.treasury.conformance import FAULTS, TreasurySandboxAdapter
 def request_for(serial: str) -> FinancingRequest:
     """The same application for the same serial; one piece per serial."""
     return FinancingRequest(
-        serial=serial,
-        voucher_id="V-CONF",
-        piece_id=f"P-{serial}"[:64],
-        obligor_uscc="91310000MA1FL8L972",
-        seller_uscc="91110108MA01ABCD1X",
-        seller_name="Supplier Co",
-        seller_account="6222000033334444",
-        amount_minor=100_000_00,
-        currency="CNY",
-        annual_rate=Decimal("0.0385"),
-        maturity_date=date.today() + timedelta(days=120),
-        registration_no=f"ZD-{serial}"[:64],
+        serial=serial, voucher_id="V-CONF", piece_id=f"P-{serial}"[:64], obligor_uscc="91310000MA1FL8L972",
+        seller_uscc="91110108MA01ABCD1X", seller_name="Supplier Co", seller_account="6222000033334444",
+        amount_minor=100_000_00, currency="CNY", annual_rate=Decimal("0.0385"),
+        maturity_date=date.today() + timedelta(days=120), registration_no=f"ZD-{serial}"[:64],
     )
 
 
@@ -52,12 +44,8 @@ class BankASandboxAdapter(TreasurySandboxAdapter):
 
         self.read_timeout = read_timeout
         self._tmp = tempfile.TemporaryDirectory(prefix="cvhub-bank-a-conf-")
-        self.handle = start_bank_a_sandbox(
-            sftp_root=Path(self._tmp.name),
-            decision_delay=timedelta(0),  # type: ignore[assignment]
-            disbursement_delay=timedelta(0),
-            tick=None,
-        )
+        self.handle = start_bank_a_sandbox(sftp_root=Path(self._tmp.name), decision_delay=timedelta(0),  # type: ignore[assignment]
+                                           disbursement_delay=timedelta(0), tick=None)
         self._seeds = itertools.count(1)
 
     def __exit__(self, *exc: object) -> None:
@@ -79,24 +67,12 @@ class BankASandboxAdapter(TreasurySandboxAdapter):
         for _ in range(count):
             serial = f"SEED-{next(self._seeds):06d}"
             r = request_for(serial)
-            desk.submit(
-                Financing(
-                    serial=serial,
-                    sha256=hashlib.sha256(serial.encode()).hexdigest(),
-                    voucher_id=r.voucher_id,
-                    piece_id=r.piece_id,
-                    seller_name=r.seller_name,
-                    seller_account=r.seller_account,
-                    amount_minor=r.amount_minor,
-                    currency=r.currency,
-                    rate=r.annual_rate,
-                    day_count=r.day_count,
-                    recourse=r.recourse,
-                    maturity=r.maturity_date,
-                    registration_no=r.registration_no,
-                    received_at=datetime.now(UTC),
-                )
-            )
+            desk.submit(Financing(
+                serial=serial, sha256=hashlib.sha256(serial.encode()).hexdigest(), voucher_id=r.voucher_id,
+                piece_id=r.piece_id, seller_name=r.seller_name, seller_account=r.seller_account,
+                amount_minor=r.amount_minor, currency=r.currency, rate=r.annual_rate, day_count=r.day_count,
+                recourse=r.recourse, maturity=r.maturity_date, registration_no=r.registration_no,
+                received_at=datetime.now(UTC)))
         desk.advance()
 
     def effects(self, ref: str) -> int:
@@ -116,22 +92,12 @@ class BankAAdapter:
     }
 
     def __init__(self, sandbox: BankASandboxAdapter, workdir: Path, **overrides: Any) -> None:
-        o: dict[str, Any] = {
-            "endpoint": sandbox.url,
-            "username": sandbox.handle.username,
-            "password": sandbox.handle.password,
-            "read_timeout": sandbox.read_timeout,
-        }
+        o: dict[str, Any] = {"endpoint": sandbox.url, "username": sandbox.handle.username,
+                             "password": sandbox.handle.password, "read_timeout": sandbox.read_timeout}
         o.update(overrides)
         token = UsernameTokenConfig(o.pop("username"), o.pop("password"), digest=True)
-        self.client = BankAFinancingClient(
-            username_token=token,
-            archive=Archive(workdir / "archive"),
-            connect_timeout=2.0,
-            retries=3,
-            backoff=0.01,
-            **o,
-        )
+        self.client = BankAFinancingClient(username_token=token, archive=Archive(workdir / "archive"),
+                                           connect_timeout=2.0, retries=3, backoff=0.01, **o)
 
     def check(self) -> None:
         try:

@@ -43,25 +43,16 @@ class BankAFiles:
     def send_payment_file(self, serial: str, pain001: bytes) -> Upload:
         """Deliver a pain.001 as ``<serial>.xml``; idempotent (same bytes again = "unchanged")."""
         if not _SERIAL.match(serial):
-            raise ValidationFailed(
-                f"serial {serial!r} is not a valid file stem",
-                system="bank_a",
-                operation="send_payment_file",
-                ref=serial,
-            )
+            raise ValidationFailed(f"serial {serial!r} is not a valid file stem", system="bank_a",
+                                   operation="send_payment_file", ref=serial)
         return self.sftp.deliver(pain001, f"{serial}.xml", remote_dir=self._dir("pain001"))
 
     def fetch_statements(self, local_dir: Path, handler: Callable[[FetchedFile], Any]) -> FetchReport:
         """Each new camt.053 statement file, exactly once, to ``handler``."""
-        return self.sftp.fetch_new(
-            local_dir,
-            handler,
-            remote_dir=self._dir("statements"),
-            names=lambda n: n.startswith("camt053_") and n.endswith(".xml"),
-        )
+        return self.sftp.fetch_new(local_dir, handler, remote_dir=self._dir("statements"),
+                                   names=lambda n: n.startswith("camt053_") and n.endswith(".xml"))
 
     def fetch_status_reports(self, local_dir: Path, handler: Callable[[FetchedFile], Any]) -> FetchReport:
         """Each new pain.002 status report, exactly once, to ``handler``."""
-        return self.sftp.fetch_new(
-            local_dir, handler, remote_dir=self._dir("pain002"), names=lambda n: n.endswith(".pain002.xml")
-        )
+        return self.sftp.fetch_new(local_dir, handler, remote_dir=self._dir("pain002"),
+                                   names=lambda n: n.endswith(".pain002.xml"))

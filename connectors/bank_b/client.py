@@ -215,10 +215,7 @@ class BankBClient:
                     raise FatalError(
                         f"serial already used for another application ({found.currency} "
                         f"{to_decimal_text(found.amount_minor, found.currency)})",
-                        system=SYSTEM,
-                        operation="submit_application",
-                        ref=serial,
-                    ) from unknown
+                        system=SYSTEM, operation="submit_application", ref=serial) from unknown
                 return FinancingState(**{**_fields(found), "replayed": True})
             resp = self.rest.post(
                 path, body, operation="submit_application", ref=serial, idempotency_key=serial

@@ -31,13 +31,9 @@ def _other_private_key() -> str:
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-        .decode()
-    )
+    return Ed25519PrivateKey.generate().private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH,
+        serialization.NoEncryption()).decode()
 
 
 class ErpAdapter:
@@ -58,26 +54,14 @@ class ErpAdapter:
     def __init__(self, sandbox: Any, workdir: Path, **overrides: Any) -> None:
         info = sandbox.info
         fields: dict[str, Any] = dict(
-            system="erp",
-            host=info.host,
-            port=info.port,
-            username=info.username,
-            private_key=sandbox.private_key,
-            host_keys=(info.host_key_line,),
-            inbox="/erp/outbox",
-            outbox="/erp/inbox",
-            connect_timeout=3,
-            auth_timeout=3,
-            op_timeout=1.0,
-        )
+            system="erp", host=info.host, port=info.port, username=info.username,
+            private_key=sandbox.private_key, host_keys=(info.host_key_line,),
+            inbox="/erp/outbox", outbox="/erp/inbox", connect_timeout=3, auth_timeout=3, op_timeout=1.0)
         fields.update(overrides)
         self.workdir = workdir
         self.settings = SftpSettings(**fields)
-        self.connector = ErpConnector(
-            self.settings,
-            archive=Archive(workdir / "archive"),
-            record=ProcessedFiles(f"sqlite:///{workdir / 'connectors.sqlite'}"),
-        )
+        self.connector = ErpConnector(self.settings, archive=Archive(workdir / "archive"),
+                                      record=ProcessedFiles(f"sqlite:///{workdir / 'connectors.sqlite'}"))
 
     def check(self) -> None:
         with SftpClient(self.settings) as c:
@@ -102,12 +86,8 @@ class ErpAdapter:
         from ledger.canonical import GlJournal, GlLine, GlPosting
 
         lines = (GlLine("2202", 1000, 0, "CNY"), GlLine("2201", 0, 1000, "CNY"))
-        journal = GlJournal(
-            serial,
-            "C001",
-            date(2026, 11, 28),
-            (GlPosting(f"{serial}-1", "issuance", date(2026, 11, 28), "conformance", lines),),
-        )
+        journal = GlJournal(serial, "C001", date(2026, 11, 28),
+                            (GlPosting(f"{serial}-1", "issuance", date(2026, 11, 28), "conformance", lines),))
         return self.connector.deliver_gl_journal(self.connector.render_gl_journal(journal), f"{serial}.csv")
 
 

@@ -38,9 +38,9 @@ class ApExport:
 
     name: str
     sha256: str
-    local_path: Path  # verified local copy (also archived under ``archive_sha256``)
+    local_path: Path            # verified local copy (also archived under ``archive_sha256``)
     archive_sha256: str | None
-    attempt: int  # > 1 when re-processing after a crash: the ledger's keys dedupe
+    attempt: int                # > 1 when re-processing after a crash: the ledger's keys dedupe
     result: BatchResult[Payable]
 
     @property
@@ -60,17 +60,10 @@ class ErpConnector:
     ``settings.system`` should be "erp" (it names errors, archive entries and processed-file rows).
     """
 
-    def __init__(
-        self,
-        settings: SftpSettings,
-        *,
-        archive: Archive,
-        record: ProcessedFiles,
-        ap_encoding: str = "auto",
-        ap_delimiter: str = ",",
-        gl_encoding: Literal["utf-8", "utf-8-sig", "gb18030"] = "utf-8",
-        ap_name_filter: Callable[[str], bool] | None = None,
-    ) -> None:
+    def __init__(self, settings: SftpSettings, *, archive: Archive, record: ProcessedFiles,
+                 ap_encoding: str = "auto", ap_delimiter: str = ",",
+                 gl_encoding: Literal["utf-8", "utf-8-sig", "gb18030"] = "utf-8",
+                 ap_name_filter: Callable[[str], bool] | None = None) -> None:
         self.settings = settings
         self.archive = archive
         self.record = record
@@ -94,12 +87,10 @@ class ErpConnector:
 
         def on_file(f: FetchedFile) -> None:
             with open(f.local.path, "rb") as stream:
-                result = parse_erp_ap(
-                    stream, source=f.remote.path, encoding=self.ap_encoding, delimiter=self.ap_delimiter
-                )
-            export = ApExport(
-                f.name, f.sha256, f.local.path, f.archived.sha256 if f.archived else None, f.attempt, result
-            )
+                result = parse_erp_ap(stream, source=f.remote.path, encoding=self.ap_encoding,
+                                      delimiter=self.ap_delimiter)
+            export = ApExport(f.name, f.sha256, f.local.path,
+                              f.archived.sha256 if f.archived else None, f.attempt, result)
             handler(export)
             report.files.append(export)
 

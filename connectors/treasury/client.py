@@ -50,9 +50,9 @@ class BatchAck:
 @dataclass(frozen=True, slots=True)
 class BatchStatus:
     serial: str
-    status: str  # PDNG, ACSC, PART, RJCT (group status)
+    status: str                      # PDNG, ACSC, PART, RJCT (group status)
     document_sha256: str
-    report: bytes  # the pain.002, byte for byte
+    report: bytes                    # the pain.002, byte for byte
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +69,8 @@ def detect_pain001_format(data: bytes) -> str:
     """``pain.001.001.03`` or ``pain.001.001.09`` from the document's namespace."""
     m = _PAIN001_NS.search(data[:4096])
     if m is None or m.group(1) not in (b"03", b"09"):
-        raise ValidationFailed(
-            "not a pain.001.001.03/09 document", system=SYSTEM, operation="SubmitPaymentBatch"
-        )
+        raise ValidationFailed("not a pain.001.001.03/09 document", system=SYSTEM,
+                               operation="SubmitPaymentBatch")
     return f"pain.001.001.{m.group(1).decode()}"
 
 
@@ -92,16 +91,11 @@ class TreasuryClient(SoapServiceClient):
         except (OutcomeUnknown, ServerError) as e:
             if not resolve_unknown:
                 if isinstance(e, ServerError):
-                    raise OutcomeUnknown(
-                        f"HTTP {e.status} after sending; query before any resend",
-                        system=SYSTEM,
-                        operation="SubmitPaymentBatch",
-                        ref=serial,
-                    ) from e
+                    raise OutcomeUnknown(f"HTTP {e.status} after sending; query before any resend",
+                                         system=SYSTEM, operation="SubmitPaymentBatch", ref=serial) from e
                 raise
-            log.warning(
-                "treasury batch %s: outcome unknown (%s); resolving by query", serial, type(e).__name__
-            )
+            log.warning("treasury batch %s: outcome unknown (%s); resolving by query", serial,
+                        type(e).__name__)
             return self.resolve_submit(serial, pain001)
 
     def resolve_submit(self, serial: str, pain001: bytes) -> BatchAck:
@@ -114,19 +108,11 @@ class TreasuryClient(SoapServiceClient):
             log.info("treasury batch %s: not received, resending under the same serial", serial)
             return self._submit_once(serial, pain001)
         except RetriableError as e:
-            raise OutcomeUnknown(
-                "status query failed too; still unknown, try again later",
-                system=SYSTEM,
-                operation="SubmitPaymentBatch",
-                ref=serial,
-            ) from e
+            raise OutcomeUnknown("status query failed too; still unknown, try again later",
+                                 system=SYSTEM, operation="SubmitPaymentBatch", ref=serial) from e
         if st.document_sha256 != sha:
-            raise FatalError(
-                f"serial already used for another document (sha256 {st.document_sha256})",
-                system=SYSTEM,
-                operation="SubmitPaymentBatch",
-                ref=serial,
-            )
+            raise FatalError(f"serial already used for another document (sha256 {st.document_sha256})",
+                             system=SYSTEM, operation="SubmitPaymentBatch", ref=serial)
         return BatchAck(serial, st.status, st.document_sha256, None, duplicate=True, resolved_by_query=True)
 
     def query_batch(self, serial: str) -> BatchStatus:
@@ -135,20 +121,12 @@ class TreasuryClient(SoapServiceClient):
             r = self.soap.call("QueryBatchStatus", ref=serial, state_changing=False, BatchSerial=serial)
         except SoapFault as e:
             if e.code.endswith("UnknownBatch"):
-                raise NotFound(
-                    f"batch not known to the treasury ({e.detail})",
-                    system=SYSTEM,
-                    operation="QueryBatchStatus",
-                    ref=serial,
-                ) from e
+                raise NotFound(f"batch not known to the treasury ({e.detail})", system=SYSTEM,
+                               operation="QueryBatchStatus", ref=serial) from e
             raise
         d = r.data
-        return BatchStatus(
-            serial=d["BatchSerial"],
-            status=d["Status"],
-            document_sha256=d["DocumentSha256"],
-            report=_bytes(d["StatusReport"]),
-        )
+        return BatchStatus(serial=d["BatchSerial"], status=d["Status"], document_sha256=d["DocumentSha256"],
+                           report=_bytes(d["StatusReport"]))
 
     def query_status(self, serial: str) -> bytes:
         """The pain.002 status report of batch ``serial`` (bytes, as the treasury sent it)."""
@@ -159,13 +137,8 @@ class TreasuryClient(SoapServiceClient):
         cursor only moves forward, so a record delivered twice is yielded once."""
         cursor = after_sequence
         while True:
-            r = self.soap.call(
-                "GetStatusReports",
-                ref=f"after:{cursor}",
-                state_changing=False,
-                AfterSequence=cursor,
-                MaxCount=page_size,
-            )
+            r = self.soap.call("GetStatusReports", ref=f"after:{cursor}", state_changing=False,
+                               AfterSequence=cursor, MaxCount=page_size)
             items = r.data.get("Report") or []
             for item in items:
                 seq = int(item["Sequence"])
@@ -178,22 +151,13 @@ class TreasuryClient(SoapServiceClient):
 
     def _submit_once(self, serial: str, pain001: bytes) -> BatchAck:
         r = self.soap.call(
-            "SubmitPaymentBatch",
-            ref=serial,
-            state_changing=True,
-            BatchSerial=serial,
-            DocumentFormat=detect_pain001_format(pain001),
-            DocumentSha256=hashlib.sha256(pain001).hexdigest(),
+            "SubmitPaymentBatch", ref=serial, state_changing=True, BatchSerial=serial,
+            DocumentFormat=detect_pain001_format(pain001), DocumentSha256=hashlib.sha256(pain001).hexdigest(),
             Document=pain001,
         )
         d = r.data
-        return BatchAck(
-            serial=d["BatchSerial"],
-            status=d["Status"],
-            document_sha256=d["DocumentSha256"],
-            received_at=d.get("ReceivedAt"),
-            duplicate=bool(d["Duplicate"]),
-        )
+        return BatchAck(serial=d["BatchSerial"], status=d["Status"], document_sha256=d["DocumentSha256"],
+                        received_at=d.get("ReceivedAt"), duplicate=bool(d["Duplicate"]))
 
 
 def _bytes(value: Any) -> bytes:

@@ -18,19 +18,8 @@ from connectors.errors import NotFound
 from connectors.soap import UsernameTokenConfig
 from connectors.treasury.client import BatchAck, TreasuryClient
 
-FAULTS = frozenset(
-    {
-        "latency",
-        "timeout",
-        "server_error",
-        "rate_limit",
-        "client_error",
-        "fault",
-        "drop_before",
-        "drop_after",
-        "duplicate",
-    }
-)
+FAULTS = frozenset({"latency", "timeout", "server_error", "rate_limit", "client_error", "fault",
+                    "drop_before", "drop_after", "duplicate"})
 
 
 def pain001_for(serial: str) -> bytes:
@@ -42,12 +31,8 @@ def pain001_for(serial: str) -> bytes:
     creditor = Party(name="Supplier Co", account="6222000033334444", agent="103100000026")
     ref = serial.replace("_", "-")[:35]  # SWIFT character set has no underscore
     item = PaymentInstruction(ref, ref, 1_000_00, "CNY", date(2026, 12, 1), debtor, creditor)
-    return render_pain001(
-        [item],
-        version="09",
-        initiating_party=Party(name="Obligor Co"),
-        created_at=datetime(2026, 11, 30, tzinfo=UTC),
-    )
+    return render_pain001([item], version="09", initiating_party=Party(name="Obligor Co"),
+                          created_at=datetime(2026, 11, 30, tzinfo=UTC))
 
 
 class TreasurySandboxAdapter:
@@ -130,23 +115,13 @@ class TreasuryAdapter:
     }
 
     def __init__(self, sandbox: TreasurySandboxAdapter, workdir: Path, **overrides: Any) -> None:
-        o: dict[str, Any] = {
-            "endpoint": sandbox.url,
-            "username": sandbox.handle.username,
-            "password": sandbox.handle.password,
-            "read_timeout": sandbox.read_timeout,
-        }
+        o: dict[str, Any] = {"endpoint": sandbox.url, "username": sandbox.handle.username,
+                             "password": sandbox.handle.password, "read_timeout": sandbox.read_timeout}
         o.update(overrides)
         # PasswordText on purpose: the strictest redaction test (the secret is in the envelope)
         token = UsernameTokenConfig(o.pop("username"), o.pop("password"), digest=False)
-        self.client = TreasuryClient(
-            username_token=token,
-            archive=Archive(workdir / "archive"),
-            connect_timeout=2.0,
-            retries=3,
-            backoff=0.01,
-            **o,
-        )
+        self.client = TreasuryClient(username_token=token, archive=Archive(workdir / "archive"),
+                                     connect_timeout=2.0, retries=3, backoff=0.01, **o)
 
     def check(self) -> None:
         try:
