@@ -24,9 +24,8 @@ _BENCHES = {
 
 
 def _make(name: str, help_text: str) -> None:
-    @app.command(
-        name, help=help_text, context_settings={"allow_extra_args": True, "ignore_unknown_options": True}
-    )
+    @app.command(name, help=help_text, context_settings={"allow_extra_args": True,
+                                                        "ignore_unknown_options": True})
     def _run(ctx: typer.Context) -> None:
         mod = importlib.import_module(f"bench.{name}")
         raise typer.Exit(mod.main(list(ctx.args)) or 0)
