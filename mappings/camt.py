@@ -207,7 +207,8 @@ def _fast_minor(text: str | None, currency: str) -> int | None:
         return None
     whole, _, frac = text.strip().partition(".")
     exp = _EXP.get(currency)
-    if exp is None or len(frac) > exp or not whole.isascii() or not whole.isdigit() \
+    # a subset of what to_minor accepts (at most 18 integer digits: to_minor bounds them at 24)
+    if exp is None or len(frac) > exp or len(whole) > 18 or not whole.isascii() or not whole.isdigit() \
             or (frac and not (frac.isascii() and frac.isdigit())):
         return None
     minor: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
@@ -357,7 +358,7 @@ def _entry(c: _Ctx, tags: _Tags, ntry: Element) -> StatementEntry:
             exp = _EXP.get(ccy) if ccy else None
             if t is not None and exp is not None:  # _fast_minor, inlined: plain "123.45"
                 whole, _, frac = t.strip().partition(".")
-                if len(frac) <= exp and whole.isascii() and whole.isdigit() \
+                if len(frac) <= exp and len(whole) <= 18 and whole.isascii() and whole.isdigit() \
                         and (not frac or (frac.isascii() and frac.isdigit())):
                     amount = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
             if amount is None:

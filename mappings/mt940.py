@@ -85,7 +85,7 @@ def _yymmdd(text: str, source: str, line: int, field: str) -> date:
 def _amount(text: str, ccy: str, source: str, line: int, field: str) -> int:
     whole, _, frac = text.partition(",")
     exp = CURRENCY_EXPONENT.get(ccy)
-    if exp is not None and len(frac) <= exp and whole.isdigit() and whole.isascii() \
+    if exp is not None and len(frac) <= exp and len(whole) <= 18 and whole.isdigit() and whole.isascii() \
             and (not frac or (frac.isdigit() and frac.isascii())):  # the common case, exactly
         minor: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
         return minor
@@ -166,7 +166,7 @@ class _Parser:
         cd: CreditDebit = "CRDT" if mark in {"C", "RD"} else "DBIT"
         exp = CURRENCY_EXPONENT.get(ccy)
         whole, _, frac = amount_s.partition(",")
-        if exp is not None and len(frac) <= exp and whole.isdigit() and whole.isascii() \
+        if exp is not None and len(frac) <= exp and len(whole) <= 18 and whole.isdigit() and whole.isascii() \
                 and (not frac or (frac.isdigit() and frac.isascii())):  # _amount's common case, inlined
             amount: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
         else:
