@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from ledger.canonical import Party as CanonicalParty
 from ledger.canonical import PaymentInstruction
 from ledger.chain import canonical_json, entry_hash
-from ledger.commands import HANDLERS, REFERENCES, CommandError, Ctx, LedgerConfig
+from ledger.commands import HANDLERS, REFERENCES, CommandError, Ctx, LedgerConfig, screen_command
 from ledger.db import READ_OPTIONS, make_engine, migrate
 from ledger.models import InstructionRow, JournalEntry
 from ledger.state import PendingEntry, Store
@@ -197,8 +197,11 @@ class Ledger:
     def _apply_conn(self, conn: Connection, cmds: list[Mapping[str, Any]]) -> list[CommandResult]:
         store = self._store
         store.begin(conn, lock=self.concurrency == "lock")
-        self._prefetch(conn, cmds)
-        results = [self._one(conn, cmd) for cmd in cmds]
+        # Refusals that need no database come first, and nothing refused here is ever sent to the
+        # database (not even in a prefetch query: a NUL in a key fails a PostgreSQL SELECT too).
+        screened = [_screen(cmd) for cmd in cmds]
+        self._prefetch(conn, [c for c, r in zip(cmds, screened, strict=True) if r is None])
+        results = [r or self._one(conn, cmd) for cmd, r in zip(cmds, screened, strict=True)]
         try:
             store.flush(conn)
         except BaseException:
@@ -231,18 +234,9 @@ class Ledger:
             store.load(conn, cls, sorted(ids))
 
     def _one(self, conn: Connection, cmd: Mapping[str, Any]) -> CommandResult:
+        """One screened command (``_screen`` passed it): idempotency, then its handler."""
         store = self._store
-        if not isinstance(cmd, Mapping):
-            return CommandResult(None, "malformed", "a command must be a JSON object", {"field": None})
-        key = cmd.get("key")
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
-            code = "missing_field" if key in (None, "") else "invalid_field"
-            return CommandResult(
-                key if isinstance(key, str) else None,
-                code,
-                f"key: a string of 1..{MAX_KEY_LEN} characters is required",
-                {"field": "key"},
-            )
+        key: str = cmd["key"]
         raw_name = cmd.get("cmd")
         name = raw_name if isinstance(raw_name, str) else ""
         handler = HANDLERS.get(name)
@@ -338,6 +332,28 @@ class Ledger:
 
     def journal(self, session: Session) -> Iterator[JournalEntry]:
         yield from session.scalars(select(JournalEntry).order_by(JournalEntry.seq))
+
+
+def _screen(cmd: Any) -> CommandResult | None:
+    """The refusals that need no database, in order of precedence: ``malformed`` (not an object),
+    ``invalid_character`` / ``too_deep`` (anywhere in it), then the key. None: go on."""
+    if not isinstance(cmd, Mapping):
+        return CommandResult(None, "malformed", "a command must be a JSON object", {"field": None})
+    bad = screen_command(cmd)
+    key = cmd.get("key")
+    if bad is not None:
+        # a key with a forbidden character is not echoed (a lone surrogate cannot even be printed)
+        shown = key if isinstance(key, str) and bad.field != "key" else None
+        return CommandResult(shown, bad.code, str(bad), {"field": bad.field})
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
+        code = "missing_field" if key in (None, "") else "invalid_field"
+        return CommandResult(
+            key if isinstance(key, str) else None,
+            code,
+            f"key: a string of 1..{MAX_KEY_LEN} characters is required",
+            {"field": "key"},
+        )
+    return None
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
