@@ -39,6 +39,30 @@ if TYPE_CHECKING:
 Concurrency = Literal["lock", "serializable"]
 MAX_KEY_LEN = 200
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# SERIALIZABLE retries: back-off doubling from RETRY_BASE up to RETRY_CAP seconds, each sleep
+# drawn from [half, all] of it ("equal jitter": writers that collided once do not collide again in
+# lock-step, and none retries at once); the batch is retried until RETRY_DEADLINE seconds after its
+# first attempt began, and only then the caller gets ``LedgerBusy``.
+RETRY_BASE = 0.002
+RETRY_CAP = 0.25
+RETRY_DEADLINE = 30.0
+
+
+class LedgerBusy(RuntimeError):
+    """A batch could not commit before its retry deadline (SERIALIZABLE mode on PostgreSQL: other
+    writers kept winning the chain head). Nothing of the batch was applied. Retriable: the same
+    batch may simply be applied again later (keys make it idempotent)."""
+
+    retriable = True
+
+    def __init__(self, attempts: int, elapsed: float, deadline: float) -> None:
+        super().__init__(
+            f"ledger busy: the batch hit a serialization failure on each of {attempts} attempts in "
+            f"{elapsed:.1f}s (retry deadline {deadline:g}s); nothing was applied, apply it again"
+        )
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.deadline = deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +131,14 @@ class Ledger:
         config: LedgerConfig | None = None,
         *,
         concurrency: Concurrency = "lock",
-        max_retries: int = 20,
+        retry_deadline: float = RETRY_DEADLINE,
+        max_retries: int | None = None,
     ) -> None:
         self.engine = engine
         self.config = config or LedgerConfig.default()
         self.concurrency = concurrency
-        self.max_retries = max_retries
+        self.retry_deadline = retry_deadline
+        self.max_retries = max_retries  # an optional cap on top of the deadline (None: none)
         self._store = Store()
         pg = engine.dialect.name == "postgresql"
         self.read_engine = engine.execution_options(**READ_OPTIONS)  # reads never take SQLite's write lock
@@ -176,6 +202,8 @@ class Ledger:
                 self._store.clear()
                 raise
         attempt = 0
+        # a duration, not business time: the deadline is measured on the monotonic clock
+        started = time.monotonic()
         while True:
             try:
                 with Session(self._write_engine) as s, s.begin():
@@ -184,12 +212,17 @@ class Ledger:
                 self._store.clear()
                 # SQLAlchemy wraps driver errors (DBAPIError.orig); COPY raises psycopg's own.
                 code = getattr(e.orig if isinstance(e, DBAPIError) else e, "sqlstate", None)
-                if code in RETRY_SQLSTATES and attempt < self.max_retries:
-                    attempt += 1
-                    self.retries += 1
-                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 8)))  # noqa: S311 - jitter only
-                    continue
-                raise
+                if code not in RETRY_SQLSTATES:
+                    raise
+                attempt += 1
+                elapsed = time.monotonic() - started
+                left = self.retry_deadline - elapsed
+                if left <= 0 or (self.max_retries is not None and attempt > self.max_retries):
+                    raise LedgerBusy(attempt, elapsed, self.retry_deadline) from e
+                self.retries += 1
+                step = min(RETRY_CAP, RETRY_BASE * 2 ** min(attempt - 1, 16))
+                time.sleep(min(left, step / 2 + random.uniform(0, step / 2)))  # noqa: S311 - jitter only
+                continue
             except BaseException:
                 self._store.clear()
                 raise
