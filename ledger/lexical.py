@@ -12,7 +12,8 @@ characters never reach a database" is decided once:
   ``"\\ud800"``) produce them from pure-ASCII input, so decoding bytes strictly is not enough.
 - ``iso_date``: exactly ``YYYY-MM-DD`` in ASCII digits, then ``date.fromisoformat``. Python 3.11's
   ``fromisoformat`` alone also takes ``20260302`` and ``2026-W10-1``.
-- ``iso_datetime``: the ISO 8601 extended form ``YYYY-MM-DDTHH:MM[:SS[.ffffff]][Z|+HH:MM]``.
+- ``iso_datetime``: the ISO 8601 extended form ``YYYY-MM-DDTHH:MM[:SS[.fffffffff]][Z|+HH:MM]`` (a space
+  for the ``T`` too, as databases and ERP exports write it).
 - ``ascii_digits``: ``str.isdigit`` is true for ``"１２"`` and ``"١٢"``, and ``int()`` converts them.
 
 Every pattern is anchored (``\\A...\\Z``: ``$`` also matches before a final newline) and compiled
@@ -31,7 +32,7 @@ FORBIDDEN_IN_FREE_TEXT = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-
 
 _ISO_DATE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}\Z", re.ASCII)
 _ISO_DATETIME = re.compile(
-    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,9})?)?"
     r"(?:Z|[+-][0-9]{2}:[0-9]{2})?\Z",
     re.ASCII,
 )
@@ -68,7 +69,7 @@ def is_iso_date(text: str) -> bool:
 
 
 def iso_datetime(text: str) -> datetime:
-    """ISO 8601 extended date-time (``T`` separator, optional seconds, fraction, ``Z`` / offset)."""
+    """ISO 8601 extended date-time (``T`` or space, optional seconds and fraction, ``Z`` / offset)."""
     if not _ISO_DATETIME.match(text):
         raise ValueError(f"{text[:40]!r} is not an ISO 8601 date-time (YYYY-MM-DDTHH:MM:SS+08:00)")
     return datetime.fromisoformat(text[:-1] + "+00:00" if text.endswith("Z") else text)

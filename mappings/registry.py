@@ -11,7 +11,6 @@ rendered. No I/O.
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any, Literal
 
 from lxml import etree
@@ -22,6 +21,7 @@ from ledger.money import to_decimal_text
 from mappings import batch
 from mappings.batch import RecordError
 from mappings.errors import FieldError, RenderError
+from mappings.json_records import first_duplicate, loads_records
 
 PACKET_NS = "urn:cvhub:registry:registration:1"
 STATUSES = ("REGISTERED", "AMENDED", "CANCELLED", "FOUND", "NOT_FOUND", "PENDING", "REJECTED")
@@ -90,10 +90,11 @@ def render_registration_packet(req: RegistrationRequest, *,
 def parse_registry_response(data: bytes, *, source: str) -> RegistryResponse:
     """``{"request_id", "operation", "status", "registration_no", "registered_at", "expires_on",
     "conflicts": [{"registration_no", "registrant", "registered_at", "description"}], "reason"}``."""
-    try:
-        doc = json.loads(data, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise FieldError(f"not JSON: {e}", source=source, code="malformed_json") from e
+    doc = loads_records(data, source=source)  # strict: bad UTF-8, depth, numbers kept as text
+    dup = first_duplicate(doc)
+    if dup is not None:
+        raise FieldError(f"{dup} appears twice in one object", source=source, field=dup,
+                         code="duplicate_field")
     if not isinstance(doc, dict):
         raise FieldError("expected a JSON object", source=source, code="invalid_field")
     try:
