@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import IO
 
 from ledger.canonical import CreditDebit, Party, RejectedRecord, Statement, StatementEntry
+from ledger.lexical import FORBIDDEN_IN_FREE_TEXT, describe
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.csv_records import iter_csv_records
 from mappings.errors import FieldError, MappingError
@@ -67,6 +68,8 @@ class _RowError(Exception):
 
 
 def _date(text: str, formats: tuple[str, ...], field: str) -> date:
+    if not text.isascii():  # strptime's %Y/%m/%d take every script's digits ("２０２６")
+        raise _RowError("invalid_date", f"{field} {text!r} is not written in ASCII digits", field)
     for fmt in formats:
         try:
             return datetime.strptime(text, fmt).date()
@@ -125,6 +128,10 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
             def get(name: str, row: list[str] = row, idx: dict[str, int] = idx) -> str | None:
                 i = idx.get(name)
                 value = row[i].strip() if i is not None and i < len(row) else ""
+                bad = FORBIDDEN_IN_FREE_TEXT.search(value)
+                if bad is not None:  # control characters never reach the reconciliation tables
+                    raise _RowError("invalid_character", f"{cols.get(name, name)} contains "
+                                    f"{describe(bad.group())}", cols.get(name, name))
                 return value or None
 
             row_ccy = get("currency") or ccy

@@ -17,6 +17,7 @@ from datetime import date
 from typing import Literal
 
 from ledger.canonical import GlJournal, GlLine, GlPosting
+from ledger.lexical import iso_date
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.csv_records import iter_csv_records
 from mappings.errors import FieldError, RenderError
@@ -103,7 +104,7 @@ def parse_gl_journal(data: bytes, *, source: str, encoding: str = "auto") -> GlJ
         if kind not in ("issuance", "financing", "clearing", "other"):
             raise FieldError(f"unknown posting kind {kind!r}", source=source, line=int(first["_line"]),
                              field="kind", code="invalid_field")
-        posting = GlPosting(pid, kind, date.fromisoformat(first["posting_date"]),  # type: ignore[arg-type]
+        posting = GlPosting(pid, kind, _day(first, "posting_date", source),  # type: ignore[arg-type]
                             first["description"], tuple(lines))
         try:
             check_posting(posting)
@@ -112,5 +113,13 @@ def parse_gl_journal(data: bytes, *, source: str, encoding: str = "auto") -> GlJ
                              code="unbalanced") from e
         out.append(posting)
     first = rows[0]
-    return GlJournal(first["journal_id"], first["company_code"], date.fromisoformat(first["journal_date"]),
+    return GlJournal(first["journal_id"], first["company_code"], _day(first, "journal_date", source),
                      tuple(out))
+
+
+def _day(row: dict[str, str], name: str, source: str) -> date:
+    try:
+        return iso_date(row[name])
+    except ValueError as e:
+        raise FieldError(str(e), source=source, line=int(row["_line"]), field=name,
+                         code="invalid_date") from e
