@@ -88,8 +88,6 @@ def apply(
     a database error stopped the run (the lines before the batch it names are applied; applying the
     file again is safe: applied keys answer ``exists``).
     """
-    from sqlalchemy.exc import DataError, IntegrityError
-
     from ledger.api import CommandResult
     from ledger.chain import canonical_json
 
@@ -112,7 +110,9 @@ def apply(
             cmds = [c for _, c in pending]
             try:
                 results = led.apply(cmds)
-            except (DataError, IntegrityError):
+            except Exception as e:
+                if not _input_caused(e):
+                    raise
                 # Validation keeps input-made database errors out; should one still happen, it
                 # rolled back the whole batch: apply its commands one by one, so that it costs
                 # only the command that causes it (each is its own transaction; nothing of the
@@ -147,7 +147,7 @@ def apply(
 
         from ledger.api import LedgerBusy
 
-        if not isinstance(e, (DBAPIError, LedgerBusy)):
+        if not isinstance(e, (DBAPIError, LedgerBusy)) and _sqlstate(e) is None and not _input_caused(e):
             raise
         first = pending[0][0] if pending else None
         where = f"lines {first}-{pending[-1][0]}" if first is not None else "the batch"
@@ -161,16 +161,34 @@ def apply(
     raise typer.Exit(0 if all_ok else 1)
 
 
-def _apply_alone(led: Any, cmd: Any) -> Any:
-    from sqlalchemy.exc import DataError, IntegrityError
+def _sqlstate(e: BaseException) -> str | None:
+    """The SQLSTATE of a database error (SQLAlchemy wraps the driver's; COPY raises psycopg's own)."""
+    orig = getattr(e, "orig", None)
+    code = getattr(orig if orig is not None else e, "sqlstate", None)
+    return code if isinstance(code, str) else None
 
+
+def _input_caused(e: BaseException) -> bool:
+    """A database refusal of the data itself - DB-API ``DataError`` / ``IntegrityError`` (SQLSTATE
+    class 22 / 23; psycopg raises its own from COPY, even before the server sees the row) - as
+    opposed to the database being unavailable, busy or broken."""
+    orig = getattr(e, "orig", None)
+    names = {c.__name__ for c in type(e).__mro__} | {c.__name__ for c in type(orig).__mro__}
+    code = _sqlstate(e)
+    return bool(names & {"DataError", "IntegrityError"}) or (code is not None and code[:2] in ("22", "23"))
+
+
+def _apply_alone(led: Any, cmd: Any) -> Any:
     from ledger.api import CommandResult
 
     try:
         return led.apply_one(cmd)
-    except (DataError, IntegrityError) as e:
+    except Exception as e:
+        if not _input_caused(e):
+            raise
         key = cmd.get("key") if isinstance(cmd, dict) and isinstance(cmd.get("key"), str) else None
-        first = str(e.orig if e.orig is not None else e).splitlines()[0]
+        orig = getattr(e, "orig", None)
+        first = (str(orig if orig is not None else e).splitlines() or [""])[0]
         return CommandResult(key, "storage_error", f"the database refused this command: {_safe_text(first)}",
                              {"field": None})
 

@@ -53,6 +53,7 @@ _ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}\Z", re.ASCII)
 _CNAPS_RE = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
 _ACCOUNT_RE = re.compile(r"\A[0-9A-Za-z-]{6,40}\Z", re.ASCII)
 _E2E_RE = re.compile(r"\A[A-Za-z0-9-]{1,35}\Z", re.ASCII)
+_USCC_RE = re.compile(r"\A[0-9A-Z]{18}\Z", re.ASCII)
 _RATE_RE = re.compile(r"\A[0-9]{1,11}(?:\.[0-9]{1,8})?\Z", re.ASCII)
 Posting = tuple[str, str, int]
 # Largest amount a command may carry, in minor units (10**15 fen = 10 trillion yuan): far above any
@@ -64,10 +65,11 @@ MAX_AMOUNT_MINOR = 10**15
 def _valid_uscc(v: str) -> bool:
     """USCC check digit (python-stdnum); exactly 18 characters, upper case, no separators accepted.
 
-    stdnum upper-cases before checking, so "91310000ma00000025" would pass it: refused here, or the
+    stdnum upper-cases before checking, so "91310000ma00000025" would pass it, and it takes other
+    scripts' digits ("９1110000MA0000001L"): both refused here by an ASCII pattern first, or the
     same legal entity could be registered twice under two spellings of its code.
     """
-    return len(v) == 18 and v == v.upper() and bool(stdnum_uscc.is_valid(v))
+    return _USCC_RE.match(v) is not None and bool(stdnum_uscc.is_valid(v))
 
 
 class CommandError(Exception):
