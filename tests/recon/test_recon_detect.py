@@ -1,0 +1,77 @@
+"""Issue #23 case 6: ``cvhub recon run --statement`` detects the statement format as ``cvhub map
+statement`` does. Bank B's MT940 starts ``{1:F01...`` and was taken for JSON ("not JSON"); it now
+reconciles like any bank file, on SQLite and PostgreSQL; ``--profile`` names any format."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from recon_world import DUE, ClearingWorld, build_world, entry, statement
+from typer.testing import CliRunner
+
+from cvhub.cli import app
+from ledger.recon.cli import looks_like_json
+from ledger.recon.statement_json import dump_statements
+
+DAY = DUE + timedelta(days=1)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_world(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClearingWorld]:
+    url = f"sqlite:///{tmp_path / 'l.sqlite'}" if request.param == "sqlite" \
+        else str(request.getfixturevalue("pg_url"))
+    w = build_world(url)
+    try:
+        yield w
+    finally:
+        w.ledger.close()
+
+
+def _mt940(world: ClearingWorld, path: Path) -> Path:
+    from mappings.mt940 import render_mt940
+
+    ins = world.by_amount(9999)
+    st = statement([entry(9999, on=DAY, remittance_info=f"CLEARING {ins.end_to_end_id}")], sid="MT-1",
+                   to_date=DAY)
+    st = dataclasses.replace(st, opening_balance_minor=100000, closing_balance_minor=100000 - 9999)
+    text = render_mt940([st])
+    assert text.startswith("{1:F01")
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_mt940_with_block_1_reconciles(any_world: ClearingWorld, tmp_path: Path) -> None:
+    f = _mt940(any_world, tmp_path / "bank_b.sta")
+    res = CliRunner().invoke(app, ["recon", "run", "--statement", str(f), "--db", any_world.url])
+    assert res.exit_code == 0, res.output
+    assert "lines=1 matched=1 exceptions=0 settled=1" in res.output
+    again = CliRunner().invoke(app, ["recon", "run", "--statement", str(f), "--db", any_world.url,
+                                     "--profile", "mt940"])
+    assert again.exit_code == 0 and "(already reconciled)" in again.output
+
+
+def test_profile_and_format_options(any_world: ClearingWorld, tmp_path: Path) -> None:
+    f = _mt940(any_world, tmp_path / "bank_b.sta")
+    res = CliRunner().invoke(app, ["recon", "run", "--statement", str(f), "--db", any_world.url,
+                                   "--format", "json"])
+    assert res.exit_code == 1 and "not JSON" in res.output  # asked for JSON: told it is not
+    res = CliRunner().invoke(app, ["recon", "run", "--statement", str(f), "--db", any_world.url,
+                                   "--profile", "no-such-bank"])
+    assert res.exit_code == 1 and "unknown profile" in res.output
+    js = tmp_path / "s.json"
+    js.write_text(dump_statements([statement([entry(777, "CRDT", on=DAY)], sid="J", to_date=DAY)]))
+    res = CliRunner().invoke(app, ["recon", "run", "--statement", str(js), "--db", any_world.url])
+    assert res.exit_code == 0 and "lines=1" in res.output
+
+
+@pytest.mark.parametrize(("head", "is_json"), [
+    (b'{"statements": []}', True), (b"  [\n {", True), (b'\xef\xbb\xbf{ "statement_id"', True), (b"{}", True),
+    (b"{1:F01ICBKCNBJAXXX0000000000}{2:O940}{4:\n:20:X", False), (b":20:STMT\n", False),
+    (b"<?xml version='1.0'?><Document/>", False), (b"booking_date,amount\n", False),
+])
+def test_looks_like_json(head: bytes, is_json: bool) -> None:
+    assert looks_like_json(head) is is_json
