@@ -661,9 +661,13 @@ def inert_report(data: PackageData) -> dict[str, Any]:
     (controls shown as ``[U+XXXX]``) with its original and where it sits."""
     formula_like = 0
     altered: list[dict[str, Any]] = []
-    seen: set[tuple[Any, ...]] = set()
     records: list[tuple[str, Any, tuple[str, ...]]] = [("matched", r, _MATCHED_TEXT) for r in data.matched]
-    records += [("exception", x, _EXCEPTION_TEXT) for x in (*data.exceptions, *data.open_exceptions)]
+    seen: set[tuple[Any, ...]] = set()
+    for x in (*data.exceptions, *data.open_exceptions):    # an exception raised today is also open
+        key = (x.code, x.account, x.statement_id, x.line_no, x.item_id, x.business_date)
+        if key not in seen:
+            seen.add(key)
+            records.append(("exception", x, _EXCEPTION_TEXT))
     for kind, rec, names in records:
         for name in names:
             value = getattr(rec, name)
@@ -671,12 +675,9 @@ def inert_report(data: PackageData) -> dict[str, Any]:
                 continue
             formula_like += inert.formula_like(value)
             if inert.has_unsafe_chars(value):
-                where = (kind, rec.statement_id, rec.line_no, rec.item_id, name)
-                if where not in seen:       # an exception both raised today and still open
-                    seen.add(where)
-                    altered.append({"record": kind, "statement_id": rec.statement_id, "line_no": rec.line_no,
-                                    "item_id": rec.item_id, "field": name, "original": value,
-                                    "written": inert.visible_text(value)})
+                altered.append({"record": kind, "statement_id": rec.statement_id, "line_no": rec.line_no,
+                                "item_id": rec.item_id, "field": name, "original": value,
+                                "written": inert.visible_text(value)})
     return {"rule": inert.RULE, "formula_like_values": formula_like, "altered_values": altered,
             "restore": "CSV: drop one leading apostrophe from a text cell that has one; XLSX: cell values "
                        "are the text itself; altered_values: the originals of what no file carries exactly"}
