@@ -46,9 +46,12 @@ from decimal import Decimal
 
 RULE = "cvhub.inert/1"
 
-_UNSAFE = re.compile(
-    "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
-    "\ud800-\udfff\ufffe\uffff]")
+_UNSAFE_CLASS = ("\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+                 "\ud800-\udfff\ufffe\uffff")
+_UNSAFE = re.compile(f"[{_UNSAFE_CLASS}]")
+# The common case in one match: starts with a letter, digit or CJK ideograph (never a trigger) and
+# holds no unsafe character, or is empty: nothing to do.
+_PLAIN = re.compile(f"(?:[0-9A-Za-z_.,:;/#()\\[\\]\u3400-\u4dbf\u4e00-\u9fff][^{_UNSAFE_CLASS}]*)?\\Z")
 _TRIGGERS = frozenset("=+-@")
 # Look-alikes NFKC does not fold to an ASCII trigger (the folded ones — full-width, small,
 # superscript, subscript forms — are caught through NFKC; dash punctuation through its category).
@@ -96,6 +99,8 @@ def formula_like(text: str) -> bool:
 
 def csv_cell(text: str) -> str:
     """The CSV form of one outside text value (visible controls; apostrophe when formula-like)."""
+    if _PLAIN.match(text):
+        return text
     v = visible_text(text)
     if v[:1] == "'" or formula_like(v):
         return "'" + v
@@ -114,23 +119,26 @@ def csv_row(values: Iterable[CsvValue]) -> list[str | int | Decimal]:
     """One CSV row: text through ``csv_cell``; ints and Decimals stay numbers (write them with
     ``csv.QUOTE_NONNUMERIC`` so that every text cell is quoted and no number is); dates as ISO
     text; ``None`` as an empty text cell."""
-    out: list[str | int | Decimal] = []
-    for v in values:
-        if v is None:
-            out.append("")
-        elif isinstance(v, str):
-            out.append(csv_cell(v))
-        elif isinstance(v, bool):
-            raise TypeError("csv_row: booleans have no agreed spreadsheet form; pass text")
-        elif isinstance(v, (int, Decimal)):
-            out.append(v)
-        else:
-            out.append(v.isoformat())
-    return out
+    plain = _PLAIN.match
+    return [v if type(v) is str and plain(v) else _csv_value(v) for v in values]
+
+
+def _csv_value(v: CsvValue) -> str | int | Decimal:
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return csv_cell(v)
+    if isinstance(v, bool):
+        raise TypeError("csv_row: booleans have no agreed spreadsheet form; pass text")
+    if isinstance(v, (int, Decimal)):
+        return v
+    return v.isoformat()
 
 
 def xlsx_text(text: str) -> tuple[str, bool]:
     """The value of an XLSX string cell for ``text`` and whether it needs the quote-prefix style."""
+    if _PLAIN.match(text):
+        return text, False
     v = visible_text(text)
     return v, formula_like(v)
 
