@@ -210,17 +210,19 @@ def test_injection_corpus_arrives_inert(world: ClearingWorld, tmp_path: Path, so
     # LibreOffice Calc, credulous settings: nothing evaluates; the control file shows it would
     control = _control_csv(tmp_path / "control.csv", encoding)
     calc = open_in_calc([out / f"recon_{DAY}.csv", control], tmp_path, csv_encoding=encoding)
-    calc |= open_in_calc([xlsx], tmp_path / "x")
+    calc |= open_in_calc([xlsx], tmp_path / "x") if source == "camt053" else {}   # once is enough
     assert len([c for c in calc["control.csv"] if c.data_type == "f"]) >= 3   # =cmd, =HYPERLINK, "  =1+1"
-    for name in (f"recon_{DAY}.csv", f"recon_{DAY}.xlsx"):
-        assert [c for c in calc[name] if c.data_type == "f"] == [], name
+    for name in calc:
+        if name != "control.csv":
+            assert [c for c in calc[name] if c.data_type == "f"] == [], name
     csv_cells = calc[f"recon_{DAY}.csv"]
     n_rows = 1 + len(recs)
     assert {c.coordinate[0] for c in csv_cells} <= {chr(ord("A") + i) for i in range(22)}  # nothing split
     amounts = [c for c in csv_cells if c.coordinate[0] == "H" and c.coordinate != "H1"]
     assert len(amounts) == n_rows - 1 and all(c.data_type == "n" for c in amounts)
-    calc_texts = {_lines(str(c.value)) for c in calc[f"recon_{DAY}.xlsx"] if c.sheet == "exceptions"}
-    assert {_lines(t) for t in hostile & in_exceptions} <= calc_texts
+    if source == "camt053":
+        calc_texts = {_lines(str(c.value)) for c in calc[f"recon_{DAY}.xlsx"] if c.sheet == "exceptions"}
+        assert {_lines(t) for t in hostile & in_exceptions} <= calc_texts
 
 
 def _lines(text: str) -> str:

@@ -125,6 +125,8 @@ def test_gl_export_is_inert_and_round_trips(encoding: str, tmp_path: Path) -> No
     assert "''quoted" in cells and "'\t=1+1" in cells
     line = data.decode(encoding).splitlines()[1]
     assert ',100.00,"","CNY",' in line                              # amounts bare numbers
+    if encoding != "utf-8":
+        return                       # one Calc import is enough: the bytes differ only in encoding
     path = tmp_path / "gl.csv"
     path.write_bytes(data)
     calc = open_in_calc([path], tmp_path, csv_encoding=encoding)["gl.csv"]
