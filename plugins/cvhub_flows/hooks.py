@@ -206,8 +206,9 @@ class SftpEndpointHook(_CvhubHook):
     extra.host_key / extra.host_keys: the pinned server key(s), "type base64" or known_hosts lines
     (required: an unpinned server is refused). extra.inbox / outbox, completeness ("marker" |
     "stable"), done_suffix, stable_seconds, sha256_suffix (null disables sidecars),
-    write_done_marker, conn_timeout / auth_timeout / op_timeout, prefetch_requests,
-    allow_legacy_algorithms (explicit opt-in).
+    write_done_marker, conn_timeout / auth_timeout / op_timeout, deadline (per operation),
+    prefetch_requests, allow_legacy_algorithms (explicit opt-in). no_host_key_check,
+    allow_host_key_change, look_for_keys, allow_agent: refused unless false.
     """
 
     conn_type = "sftp"
