@@ -684,6 +684,7 @@ class SftpClient:
         self.server_key_fingerprint: str | None = None
         self._deadline: Deadline | None = None     # the running operation's, when one runs
         self._expired = threading.Event()           # set by the watchdog when it ended one
+        self._op_generation = 0                     # which operation a (late) watchdog belongs to
 
     # -- errors
 
@@ -725,8 +726,11 @@ class SftpClient:
             return RetriableError(f"I/O error: {e}", system=s, operation=operation, ref=ref)
         return FatalError(f"{type(e).__name__}: {e}", system=s, operation=operation, ref=ref)
 
-    def _expire(self) -> None:
-        """Watchdog: end the running operation by closing the SSH transport (wakes every read)."""
+    def _expire(self, generation: int) -> None:
+        """Watchdog: end the running operation by closing the SSH transport (wakes every read).
+        A watchdog that fires as its operation finishes must not end the next one."""
+        if generation != self._op_generation or self._deadline is None:
+            return
         self._expired.set()
         t = self._transport
         if t is not None:
@@ -741,8 +745,10 @@ class SftpClient:
             if self._deadline is None:  # an operation inside another (connect) shares its deadline
                 self._deadline = Deadline(seconds or s.deadline)
                 self._expired.clear()
+                self._op_generation += 1
+                generation = self._op_generation
                 stack.callback(setattr, self, "_deadline", None)
-                stack.enter_context(watchdog(self._deadline, self._expire))
+                stack.enter_context(watchdog(self._deadline, lambda: self._expire(generation)))
             deadline = self._deadline
             try:
                 yield

@@ -90,7 +90,7 @@ def nesting_depth(data: bytes, *, limit: int) -> int:
     for start in range(0, len(marks), _CHUNK):
         chunk = marks[start:start + _CHUNK]
         # depth after element i of the chunk = depth + 2 * (openings up to i) - (i + 1)
-        peak = max(map(operator.sub, map((2).__mul__, accumulate(chunk)), count(1)))
+        peak: int = max(map(operator.sub, map((2).__mul__, accumulate(chunk)), count(1)))
         best = max(best, depth + peak)
         if best > limit:
             return best
