@@ -26,6 +26,8 @@ from __future__ import annotations
 import codecs
 import json
 import operator
+import re
+import uuid
 from decimal import Decimal, InvalidOperation
 from itertools import accumulate, count
 from typing import Any
@@ -155,5 +157,34 @@ def decode_json(data: bytes, *, charset: str = "utf-8", max_depth: int = DEFAULT
         raise JsonRefused(f"not JSON: {type(e).__name__}") from None
 
 
+def dumps_exact(value: Any, **kwargs: Any) -> str:
+    """``json.dumps`` for what ``decode_json`` produced: a ``Decimal`` is written as the JSON number
+    it was, digit for digit (``json.dumps`` refuses it; ``default=str`` would turn a numeric amount
+    into a string and let it pass a "decimal strings only" check). Other arguments as
+    ``json.dumps``. Data without a ``Decimal`` takes the plain (C) path."""
+    try:
+        return json.dumps(value, **kwargs)
+    except TypeError:
+        pass
+    numerals: list[str] = []
+    tag = f"\u0000dec{uuid.uuid4().hex}:"  # cannot occur in decoded text: a fresh nonce per call
+
+    def swap(v: Any) -> Any:
+        if isinstance(v, Decimal):
+            if not v.is_finite():
+                raise ValueError(f"{v} has no JSON form")
+            numerals.append(str(v))  # str(Decimal) is a valid JSON number: 100.5, -0.10, 1E+3
+            return f"{tag}{len(numerals) - 1}"
+        if isinstance(v, dict):
+            return {k: swap(x) for k, x in v.items()}
+        if isinstance(v, (list, tuple)):
+            return [swap(x) for x in v]
+        return v
+
+    text = json.dumps(swap(value), **kwargs)
+    quoted = re.escape(json.dumps(tag)[:-1])  # the tag as json.dumps writes it, without its closing quote
+    return re.sub(quoted + r'(\d+)"', lambda m: numerals[int(m.group(1))], text)
+
+
 __all__ = ["DEFAULT_MAX_BYTES", "DEFAULT_MAX_DEPTH", "JsonRefused", "charset_of", "decode_json",
-           "is_json_media_type", "nesting_depth"]
+           "dumps_exact", "is_json_media_type", "nesting_depth"]

@@ -15,7 +15,7 @@ import pytest
 from connectors.archive import Archive
 from connectors.deadline import Deadline
 from connectors.rest import RestClient, RestConfig, decode_answer
-from connectors.strict_json import JsonRefused, charset_of, decode_json, nesting_depth
+from connectors.strict_json import JsonRefused, charset_of, decode_json, dumps_exact, nesting_depth
 
 
 def test_numbers_are_exact_never_float() -> None:
@@ -27,6 +27,14 @@ def test_numbers_are_exact_never_float() -> None:
     big = decode_json(b"9" * 5000)  # past CPython's 4,300-digit int limit: still exact, no ValueError
     assert isinstance(big, Decimal) and big == Decimal("9" * 5000)
     assert isinstance(decode_json(b"9" * 4000), int)
+
+
+def test_exact_numbers_are_written_back_as_the_numbers_they_were() -> None:
+    doc = decode_json(b'{"a": 100.10, "b": [1e3, -0.10, 7], "c": 1.00000000000000000000000000001}')
+    text = dumps_exact(doc, sort_keys=True)
+    assert text == '{"a": 100.10, "b": [1E+3, -0.10, 7], "c": 1.00000000000000000000000000001}'
+    assert decode_json(text.encode()) == doc
+    assert dumps_exact({"a": "x"}) == '{"a": "x"}'
 
 
 @pytest.mark.parametrize("data,reason", [

@@ -34,8 +34,9 @@ def endless_srm() -> Iterator[tuple[str, list[str | None]]]:
             at = (q.get("cursor") or q.get("since") or [None])[0]
             asked.append(at)
             n = int(at[1:]) + 1 if at else 1
-            body = json.dumps({"items": [{"payable_id": f"P{n}"}], "cursor": f"c{n}",
-                               "next_cursor": f"c{n}"}).encode()
+            # a careless SRM: a numeric amount (decoded exactly, kept as sent, refused by the mapping)
+            body = (f'{{"items": [{{"payable_id": "P{n}", "amount": 100.10}}], "cursor": "c{n}", '
+                    f'"next_cursor": "c{n}"}}').encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -59,6 +60,7 @@ def test_each_run_is_bounded_and_the_next_resumes(endless_srm: tuple[str, list[s
     for run, interval in enumerate(("2027-03-01T08", "2027-03-01T09")):
         ref = srm.fetch_payables(settings, interval=interval)
         assert ref["count"] == 3
+        assert b'"amount": 100.10' in Path(ref["path"]).read_bytes()  # digit for digit, not 100.1
         srm.issue_vouchers(settings, ref, on=date(2027, 3, 1), interval=interval, at=at)
         with ledger_session(settings) as s:
             assert quarantine.get_cursor(s, srm.FLOW, srm.CURSOR) == f"c{3 * (run + 1)}"
