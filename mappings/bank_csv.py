@@ -76,7 +76,7 @@ def _date(text: str, formats: tuple[str, ...], field: str) -> date:
         raise _RowError("invalid_date", f"{field} {text!r} is not written in ASCII digits", field)
     for fmt in formats:
         try:
-            return datetime.strptime(text, fmt).date()
+            return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a date, no time of day
         except ValueError:
             continue
     raise _RowError("invalid_date", f"{field} {text!r} matches none of {list(formats)}", field)
