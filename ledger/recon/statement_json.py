@@ -17,7 +17,7 @@ from typing import Any
 
 from ledger.canonical import Party, Statement, StatementEntry, TransactionDetail
 from ledger.command_text import DuplicateField, loads_strict
-from ledger.lexical import FORBIDDEN, describe, iso_date, iso_datetime
+from ledger.lexical import FORBIDDEN, FORBIDDEN_IN_FREE_TEXT, describe, iso_date, iso_datetime
 from ledger.money import AmountError, to_minor
 
 
@@ -46,11 +46,14 @@ def _int(v: Any, where: str, *, required: bool) -> int | None:
     return v
 
 
-_BAD = FORBIDDEN.search
+# Free text (remittance lines, names, references) may hold tab and line breaks, as camt text can;
+# never NUL, other controls or lone surrogates (they cannot be stored the same on both databases).
+# The statement's own identity (id, account, currency) none at all.
+_BAD = FORBIDDEN_IN_FREE_TEXT.search
 
 
 def _bad_text(v: str, where: str) -> None:
-    m = FORBIDDEN.search(v)
+    m = FORBIDDEN_IN_FREE_TEXT.search(v)
     assert m is not None
     raise StatementJsonError(f"{where}: contains {describe(m.group())} (never stored)")
 
@@ -187,8 +190,9 @@ def statement_from_obj(obj: Any, where: str = "statement") -> Statement:
     for f in ("statement_id", "account", "currency"):
         if not isinstance(obj.get(f), str) or not obj[f]:
             raise StatementJsonError(f"{where}.{f}: required text")
-        if _BAD(obj[f]):
-            _bad_text(obj[f], f"{where}.{f}")
+        bad = FORBIDDEN.search(obj[f])
+        if bad:
+            raise StatementJsonError(f"{where}.{f}: contains {describe(bad.group())} (never stored)")
     where = f"statement {obj['statement_id']}"
     entries = obj.get("entries")
     if not isinstance(entries, list):

@@ -5,6 +5,7 @@ reconciles like any bank file, on SQLite and PostgreSQL; ``--profile`` names any
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -75,3 +76,25 @@ def test_profile_and_format_options(any_world: ClearingWorld, tmp_path: Path) ->
 ])
 def test_looks_like_json(head: bytes, is_json: bool) -> None:
     assert looks_like_json(head) is is_json
+
+
+def test_statement_json_is_strict() -> None:
+    from ledger.recon.statement_json import StatementJsonError, load_statements
+
+    def doc(entry_json: str, head: str = '"statement_id": "S", "account": "A", "currency": "CNY"') -> bytes:
+        return f'{{{head}, "entries": [{entry_json}]}}'.encode()
+
+    ok = '{"amount": "1.50", "credit_debit": "CRDT", "booking_date": "2026-12-16"'
+    assert load_statements(doc(ok + ', "remittance_info": "a\\tb\\nc"}'))[0].entries[0].amount_minor == 150
+    for bad, why in [
+        (doc(ok + ', "remittance_info": "a\\u0000b"}'), "U+0000"),
+        (doc(ok + ', "counterparty": {"name": "\\ud800"}}'), "U+D800"),
+        (doc(ok + ', "remittance_info": "x", "remittance_info": "y"}'), "appears twice"),
+        (doc('{"amount": 1.5, "credit_debit": "CRDT"}'), "decimal text"),
+        (doc(ok + "}").replace(b"2026-12-16", b"20261216"), "not a date"),
+        (doc(ok + "}", '"statement_id": "S\\t", "account": "A", "currency": "CNY"'), "U+0009"),
+        (b"[" * 100000 + b"]" * 100000, "nested"),
+        (b'{"statement_id": "S\xff"}', "not UTF-8"),
+    ]:
+        with pytest.raises(StatementJsonError, match=re.escape(why)):
+            load_statements(bad)
