@@ -98,3 +98,26 @@ def test_statement_json_is_strict() -> None:
     ]:
         with pytest.raises(StatementJsonError, match=re.escape(why)):
             load_statements(bad)
+
+
+def test_bank_text_with_controls_still_settles_and_reverses(any_world: ClearingWorld) -> None:
+    """The ledger refuses control characters in every command; bank text that recon embeds in a
+    command (a statement id with a tab, a return reason with line breaks) is cleaned on the way,
+    so such a statement still settles and reverses instead of failing."""
+    from ledger.models import InstructionRow
+    from ledger.recon.service import run_statement
+
+    w = any_world
+    v3 = w.by_amount(9999)
+    paid = statement([entry(9999, on=DUE, end_to_end_id=v3.end_to_end_id)], sid="STMT\t1")
+    with w.ledger.session() as s:
+        assert run_statement(s, paid, ledger=w.ledger).settled_instructions == 1
+    back = DUE + timedelta(days=3)
+    ret = statement([entry(9999, "CRDT", on=back, end_to_end_id=v3.end_to_end_id,
+                           return_reason="AC04\nclosed\taccount")], sid="STMT\t2", to_date=back)
+    with w.ledger.session() as s:
+        run_statement(s, ret, ledger=w.ledger)
+        ins = s.get(InstructionRow, v3.instruction_id)
+        assert ins is not None
+        assert ins.status == "returned" and "AC04 closed account" in (ins.return_reason or "")
+    assert w.ledger.verify().ok
