@@ -115,25 +115,36 @@ class JournalFact:
 class JournalView:
     """The verified journal, read-only, for the checks of tables derived from it (``StoreCheck``).
 
-    Reads in verify's own snapshot, up to the verified head; bodies and result data are trusted
-    (the hash chain over them was checked first).
+    Reads in verify's own snapshot, up to the verified head ``head_seq``; bodies and result data are
+    trusted (the hash chain over them was checked first). ``stable_seq``: the last entry journaled
+    before the stores were read (``StoreCheck.read``), so a rule "this entry has its row in the
+    store" holds only up to there, while "this row has its entry in the journal" holds up to the
+    head. ``connection``: the snapshot itself, for stores kept in the ledger's own database (see
+    ``same_database``): their rows and the journal are then read in one consistent view.
     """
 
-    def __init__(self, conn: Connection, head_seq: int) -> None:
-        self._conn = conn
+    def __init__(self, conn: Connection, head_seq: int, stable_seq: int | None = None) -> None:
+        self.connection = conn
         self.head_seq = head_seq
+        self.stable_seq = head_seq if stable_seq is None else min(stable_seq, head_seq)
+
+    def same_database(self, engine: Engine) -> Connection | None:
+        """The snapshot connection when ``engine`` is the ledger's own database, else None."""
+        mine = self.connection.engine.url
+        if engine.url.render_as_string(hide_password=False) == mine.render_as_string(hide_password=False):
+            return self.connection
+        return None
 
     def facts(self, *cmds: str) -> Iterator[JournalFact]:
         """Entries of the given commands (all entries when none given), in journal order."""
-        ph = "?" if self._conn.dialect.paramstyle == "qmark" else "%s"
+        conn = self.connection
+        ph = "?" if conn.dialect.paramstyle == "qmark" else "%s"
         sql = f"SELECT seq, key, cmd, body, business_date, result_data FROM ledger_journal WHERE seq <= {ph}"
         params: list[Any] = [self.head_seq]
         if cmds:
             sql += f" AND cmd IN ({', '.join([ph] * len(cmds))})"
             params += list(cmds)
-        for seq, key, cmd, body, bdate, rdata in self._conn.exec_driver_sql(
-            sql + " ORDER BY seq", tuple(params)
-        ):
+        for seq, key, cmd, body, bdate, rdata in conn.exec_driver_sql(sql + " ORDER BY seq", tuple(params)):
             yield JournalFact(
                 int(seq),
                 str(key),
@@ -144,14 +155,27 @@ class JournalView:
             )
 
 
-@dataclass(frozen=True, slots=True)
 class StoreCheck:
     """A check of tables another part of cvhub keeps, derived from the journal (or from other
-    recorded facts such as the raw archive): ``run(journal)`` yields its violations in order (the
-    first is reported) and must never raise on a damaged store (verify reports it if it does)."""
+    recorded facts, such as the raw archive). Subclassed by each owner, composed at the edge.
 
-    name: str
-    run: Callable[[JournalView], Iterable[Violation]]
+    ``read()`` is called before verify takes its snapshot of the ledger (load a store kept in
+    another database here); ``check(journal)`` after the ledger verified, yielding violations in
+    order (the first is reported). Neither may raise on a damaged store: verify reports it if one
+    does, naming the check. ``summary`` (after ``check``): what was checked, for the report.
+    """
+
+    name = "store"
+
+    def read(self) -> None:
+        """Load what the check needs from its own store (nothing by default)."""
+
+    def check(self, journal: JournalView) -> Iterable[Violation]:
+        raise NotImplementedError
+
+    @property
+    def summary(self) -> str:
+        return self.name
 
 
 # --- values as the columns must hold them ------------------------------------------------------
@@ -332,6 +356,25 @@ def table_rows(conn: Connection, table: Table, where: str = "") -> Iterator[Sequ
     cols = ", ".join(c.name for c in table.columns)
     order = ", ".join(c.name for c in table.primary_key.columns)
     return raw_rows(conn, f"SELECT {cols} FROM {table.name} {where} ORDER BY {order}")
+
+
+def read_store_table(url: str, table: Table) -> list[tuple[Any, ...]] | None:
+    """Every row of ``table`` (by primary key) in the database at ``url``, or None when that database
+    or table does not exist: a check reads a store without ever creating it."""
+    from sqlalchemy import create_engine, inspect
+
+    if url.startswith("sqlite"):
+        path = url.split("///", 1)[1] if "///" in url else ""
+        if not path or path == ":memory:" or not Path(path).is_file():
+            return None
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            if not inspect(conn).has_table(table.name):
+                return None
+            return [tuple(r) for r in table_rows(conn, table)]
+    finally:
+        engine.dispose()
 
 
 # --- hash chain ---------------------------------------------------------------------------------
@@ -620,23 +663,36 @@ def _verify_database(
     from ledger.rebuild import Replayer
 
     try:
+        stable_seq: int | None = None
+        unread: dict[str, str] = {}
+        if stores:
+            with engine.connect() as before:  # the head before the stores are read (JournalView.stable_seq)
+                head = before.exec_driver_sql("SELECT seq FROM ledger_chain_head").first()
+                stable_seq = int(head[0]) if head is not None and type(head[0]) is int else 0
+            for store in stores:
+                try:
+                    store.read()
+                except Exception as e:  # a store that cannot even be read is a finding, not a traceback
+                    unread[store.name] = f"{type(e).__name__}: {e}"
         with engine.connect() as plain:
             conn = plain
             if conn.dialect.name == "postgresql":  # one snapshot for every read below
                 conn = plain.execution_options(isolation_level="REPEATABLE READ")
             try:
                 last_seq, last_hash, rows = _verify_ledger(conn, config, cache, Replayer)
-                view = JournalView(conn, last_seq)
+                view = JournalView(conn, last_seq, stable_seq)
                 checked = []
-                for check in stores:
+                for store in stores:
+                    if store.name in unread:
+                        _fail(store.name, "store", f"cannot be read: {unread[store.name]}")
                     try:
-                        for v in check.run(view):
+                        for v in store.check(view):
                             raise _Found(v)
                     except _Found:
                         raise
-                    except Exception as e:  # a store that cannot even be read is a finding, not a traceback
-                        _fail(check.name, "store", f"cannot be checked: {type(e).__name__}: {e}")
-                    checked.append(check.name)
+                    except Exception as e:  # nor one whose rows defeat the check's own reading
+                        _fail(store.name, "store", f"cannot be checked: {type(e).__name__}: {e}")
+                    checked.append(store.summary)
             except _Found as f:
                 return _failed(f.violation)
             finally:
@@ -644,7 +700,7 @@ def _verify_database(
                     cache.clear()
     except DBAPIError as e:
         return _failed(Violation("database", "tables", f"cannot read the ledger: {e.orig}"))
-    also = f"; checked against the journal too: {', '.join(checked)}" if checked else ""
+    also = f"; also checked: {'; '.join(checked)}" if checked else ""
     return VerifyReport(
         True,
         f"ok: {last_seq} entries, hash chain intact, the state tables ({rows} rows) are the journal "
