@@ -275,6 +275,22 @@ def bare_write(
     return elapsed
 
 
+def _keep_sqlite(url: str, dest: Path) -> None:
+    """Copy the benchmark's ledger to ``dest`` (SQLite's online backup: consistent, WAL included)."""
+    import sqlite3
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    src = sqlite3.connect(url.split("///", 1)[1])
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    print(f"  kept the ledger at {dest} (cvhub ledger verify --db sqlite:///{dest})")
+
+
 def _pg_create(admin: str, name: str) -> str:
     import psycopg
 
@@ -292,7 +308,15 @@ def _pg_drop(admin: str, name: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bench_one(kind: str, cmds: list[dict[str, Any]], batch: int, pg_admin: str, profile: bool) -> float:
+def bench_one(
+    kind: str,
+    cmds: list[dict[str, Any]],
+    batch: int,
+    pg_admin: str,
+    profile: bool,
+    *,
+    keep: Path | None = None,
+) -> float:
     tag = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="cvhub-bench-") as tmp:
         if kind == "sqlite":
@@ -308,6 +332,8 @@ def bench_one(kind: str, cmds: list[dict[str, Any]], batch: int, pg_admin: str, 
             rows = dump_rows(led_url)
             nrows = sum(len(r) for _, r in rows.values())
             bare_time = bare_write(bare_url, rows, transactions=(len(cmds) + batch - 1) // batch)
+            if keep is not None and kind == "sqlite":
+                _keep_sqlite(led_url, keep)
         finally:
             if kind == "postgresql":
                 _pg_drop(pg_admin, f"cvhub_bench_ledger_{tag}")
@@ -470,6 +496,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--profile", action="store_true", help="cProfile the ledger run")
     ap.add_argument(
+        "--keep",
+        type=Path,
+        metavar="PATH",
+        help="SQLite: keep a copy of the benchmark ledger at PATH (e.g. to time `cvhub ledger verify`)",
+    )
+    ap.add_argument(
         "--contention",
         action="store_true",
         help="instead: PostgreSQL writers on overlapping pieces, row lock vs SERIALIZABLE+retry",
@@ -486,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {}
     for kind in kinds:
         print(f"[{kind}]")
-        ratios[kind] = bench_one(kind, cmds, args.batch, pg_admin, args.profile)
+        ratios[kind] = bench_one(kind, cmds, args.batch, pg_admin, args.profile, keep=args.keep)
     for kind, r in ratios.items():
         print(f"ledger[{kind}] ratio={r:.2f}")
     return 0

@@ -15,7 +15,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -34,7 +34,7 @@ from ledger.models import InstructionRow, JournalEntry
 from ledger.state import PendingEntry, Store
 
 if TYPE_CHECKING:
-    from ledger.verify import VerifyReport
+    from ledger.verify import ReplayCache, StoreCheck, VerifyReport
 
 Concurrency = Literal["lock", "serializable"]
 MAX_KEY_LEN = 200
@@ -151,6 +151,7 @@ class Ledger:
         # One batch at a time per Ledger object: the working-set cache is not shared between threads
         # (writers serialise on the chain head anyway; separate processes use separate objects).
         self._mutex = threading.RLock()
+        self._verify_cache: ReplayCache | None = None  # the journal replayed by the last verify
 
     @classmethod
     def open(
@@ -174,6 +175,8 @@ class Ledger:
         return cls(engine, config, concurrency=concurrency)
 
     def close(self) -> None:
+        if self._verify_cache is not None:
+            self._verify_cache.clear()
         self.engine.dispose()
 
     @contextmanager
@@ -321,11 +324,17 @@ class Ledger:
         return CommandResult(key, "ok", None, data, seq)
 
     # --- reads ------------------------------------------------------------------------------
-    def verify(self) -> VerifyReport:
-        """Check every invariant and the hash chain; reports the first violation (entry, field)."""
-        from ledger.verify import verify_database
+    def verify(self, *, stores: Sequence[StoreCheck] = ()) -> VerifyReport:
+        """Check the hash chain, the state tables against the journal replayed, every invariant and
+        then ``stores`` (other parts' tables derived from the journal); the first violation.
 
-        return verify_database(self.read_engine)
+        Keeps the replayed state between calls: the next ``verify`` replays only new entries.
+        """
+        from ledger.verify import ReplayCache, verify_database
+
+        if self._verify_cache is None:
+            self._verify_cache = ReplayCache()
+        return verify_database(self.read_engine, config=self.config, stores=stores, cache=self._verify_cache)
 
     def open_instructions(
         self, session: Session | None = None, *, due_on_or_before: date | None = None

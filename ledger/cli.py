@@ -8,7 +8,7 @@ imports happen inside the commands so ``cvhub --help`` stays fast. ``--db`` defa
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -18,6 +18,9 @@ app = typer.Typer(no_args_is_help=True, add_completion=False)
 
 DB_HELP = "Ledger database URL (default: CVHUB_DB_URL, else SQLite under the data directory)."
 BATCH = 1000
+# The other stores' checks for ``verify`` (db option, ledger engine) -> StoreChecks. Set by the
+# ``cvhub`` command, the edge that may import connectors and flows; this package never does.
+STORE_CHECKS: Callable[[str | None, Any], Sequence[Any]] | None = None
 
 
 def _open(db: str | None) -> Any:
@@ -204,8 +207,12 @@ def verify(
     replay: bool = typer.Option(
         False, "--replay", help="With --journal: also re-apply every command and compare."
     ),
+    ledger_only: bool = typer.Option(
+        False, "--ledger-only", help="Skip the other stores derived from the journal (recon, registry...)."
+    ),
 ) -> None:
-    """Check the hash chain and every invariant; one-line summary, non-zero exit on the first violation."""
+    """Check the hash chain, the state against the journal replayed, every invariant and the stores
+    derived from the journal; one-line summary, non-zero exit on the first violation."""
     from ledger.verify import verify_journal_file
 
     if journal is not None:
@@ -213,7 +220,8 @@ def verify(
     else:
         led = _open(db)
         try:
-            report = led.verify()
+            stores = () if ledger_only or STORE_CHECKS is None else STORE_CHECKS(db, led.engine)
+            report = led.verify(stores=stores)
         finally:
             led.close()
     typer.echo(report.summary)
