@@ -47,16 +47,17 @@ def _run(n: int, work: Path) -> int:
     migrate_metadata_db()
     stages: dict[str, float] = {"airflow db migrate": time.perf_counter() - t0}
 
+    from canonical.clock import SettableClock
     from plugins.cvhub_flows.airflow_env import run_dag
     from plugins.cvhub_flows.banks import BANKS
     from plugins.cvhub_flows.dag_defaults import logical_date_for
+    from plugins.cvhub_flows.demo import first_business_date
     from plugins.cvhub_flows.failure import step_timings
     from plugins.cvhub_flows.ledger_session import ledger_for
-    from plugins.cvhub_flows.sandbox_stack import DemoClock, SandboxStack
+    from plugins.cvhub_flows.sandbox_stack import SandboxStack
     from sandbox.rest_parties import OBLIGOR
 
-    today = datetime.now(UTC).date()
-    d0 = today + timedelta(days=7 - today.weekday())
+    d0 = first_business_date(settings.data_dir, settings.clock)  # the business clock's today
     d1 = d0 + timedelta(days=91)
     dag_total = step_total = 0.0
 
@@ -79,7 +80,8 @@ def _run(n: int, work: Path) -> int:
             print(f"  {name:<28} {secs:8.2f}s", flush=True)
         return out
 
-    with SandboxStack(work / "sandbox", DemoClock(d0), obligor_accounts={OBLIGOR.account}) as stack:
+    clock = SettableClock.on_day(d0)
+    with SandboxStack(work / "sandbox", clock, obligor_accounts={OBLIGOR.account}) as stack:
         stack.export()
         ledger = ledger_for(settings)
         day = d0.isoformat()

@@ -16,8 +16,9 @@ import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
+
+from canonical.clock import SYSTEM_CLOCK, Clock
 
 Redactor = Callable[[bytes], bytes]
 
@@ -32,8 +33,9 @@ class ArchivedItem:
 class Archive:
     """A write-once store of raw exchanges. Safe for threads and for several processes."""
 
-    def __init__(self, root: Path | str) -> None:
+    def __init__(self, root: Path | str, *, clock: Clock = SYSTEM_CLOCK) -> None:
         self.root = Path(root)
+        self.clock = clock  # when an exchange was received: real time unless a run injects its clock
         self._lock = threading.Lock()
 
     def store(
@@ -64,7 +66,7 @@ class Archive:
                 Path(tmp).unlink(missing_ok=True)
                 raise
         record = {
-            "at": datetime.now(UTC).isoformat(),
+            "at": self.clock().isoformat(),
             "system": system,
             "operation": operation,
             "direction": direction,

@@ -49,6 +49,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError as DbIntegrityError
 
+from canonical.clock import SYSTEM_CLOCK, Clock
+
 metadata = MetaData()
 
 processed_files = Table(
@@ -97,7 +99,10 @@ def default_db_url(data_dir: Path) -> str:
 class ProcessedFiles:
     """The processed-file record in one database. Safe to share between threads and processes."""
 
-    def __init__(self, db_url: str, *, lease_seconds: float = 900.0, max_attempts: int = 3) -> None:
+    def __init__(self, db_url: str, *, lease_seconds: float = 900.0, max_attempts: int = 3,
+                 clock: Clock = SYSTEM_CLOCK) -> None:
+        # claims are leases between worker processes: measured in real time unless a run injects a clock
+        self.clock = clock
         if db_url.startswith("sqlite:///"):
             Path(db_url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
         self.engine: Engine = create_engine(db_url, future=True)
@@ -131,7 +136,7 @@ class ProcessedFiles:
 
     def claim(self, key: FileKey, *, now: datetime | None = None) -> Claim | None:
         """Claim ``key`` for processing; ``None`` when done, failed, or freshly claimed elsewhere."""
-        now = now or datetime.now(UTC)
+        now = now or self.clock()
         token = uuid.uuid4().hex
         c = processed_files.c
         try:
@@ -182,7 +187,7 @@ class ProcessedFiles:
             res = conn.execute(update(processed_files)
                                .where(self._where(claim.key), c.token == claim.token, c.state == "claimed")
                                .values(state="duplicate" if duplicate_of else "done", sha256=sha256,
-                                       done_at=datetime.now(UTC),
+                                       done_at=self.clock(),
                                        note=f"duplicate of {duplicate_of}" if duplicate_of else None))
             if res.rowcount != 1:
                 raise LookupError(f"claim on {claim.key.remote_dir}/{claim.key.name} was lost "

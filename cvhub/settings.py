@@ -8,8 +8,11 @@ secrets backend and reach connectors through ``plugins/`` hooks.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
+
+from canonical.clock import SYSTEM_CLOCK, Clock, business_clock, parse_clock_start
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,10 +25,16 @@ class Settings:
         records, the finance packages); ``CVHUB_DATA_DIR``, default ``<project>/data``.
     db_url: the ledger database as an SQLAlchemy URL; ``CVHUB_DB_URL``, default a SQLite file
         ``<data_dir>/ledger.sqlite``.
+    clock_start: ``CVHUB_CLOCK`` (``YYYY-MM-DD`` or an ISO instant with offset): run as if it were
+        then; the business clock starts there and runs on. Unset: the system clock.
+    clock: the business clock the edge hands down (``canonical.clock``): the demo's "today", audit
+        stamps of operator actions. DAG tasks take their business date from the data interval.
     """
 
     data_dir: Path
     db_url: str
+    clock_start: datetime | None = None
+    clock: Clock = field(default=SYSTEM_CLOCK, compare=False, repr=False)
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
@@ -35,7 +44,13 @@ class Settings:
         if not db_url.startswith(("sqlite", "postgresql")):
             raise ValueError(f"CVHUB_DB_URL: unsupported database {db_url.split(':', 1)[0]!r}; "
                              "use sqlite:///PATH or postgresql+psycopg://...")
-        return cls(data_dir=data_dir, db_url=db_url)
+        start = env.get("CVHUB_CLOCK") or None
+        try:
+            clock_start = parse_clock_start(start) if start else None
+        except ValueError as e:
+            raise ValueError(f"CVHUB_CLOCK: {e}") from e
+        return cls(data_dir=data_dir, db_url=db_url, clock_start=clock_start,
+                   clock=business_clock(clock_start))
 
     @property
     def archive_dir(self) -> Path:

@@ -10,7 +10,6 @@ JSON object per line (``list``) or one JSON document (``show``), errors one line
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from typing import Any, NoReturn
 
 import typer
@@ -92,7 +91,7 @@ def replay(
     # by name, at run time: the ledger package never depends on the flows
     replay_items = importlib.import_module("plugins.cvhub_flows.replay").replay_items
     settings = Settings.from_env()
-    counts = replay_items(settings, item_ids=list(item_ids or []), flow=flow, at=datetime.now(UTC))
+    counts = replay_items(settings, item_ids=list(item_ids or []), flow=flow, at=settings.clock())
     typer.echo(json.dumps(counts, ensure_ascii=False, sort_keys=True))
     if counts["failed"]:
         raise typer.Exit(1)
@@ -105,11 +104,12 @@ def discard(
     db: str = typer.Option(None, "--db", help=_DB_HELP),
 ) -> None:
     """Discard an open item (it will not be replayed)."""
+    from cvhub.settings import Settings
     from ledger import quarantine
 
     with _session(db) as s:
         try:
-            quarantine.discard(s, item_id, reason=reason, at=datetime.now(UTC))
+            quarantine.discard(s, item_id, reason=reason, at=Settings.from_env().clock())
         except quarantine.QuarantineError as e:
             _fail(str(e))
         s.commit()

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -94,6 +94,7 @@ def pain001(
                              field="instructions", code="invalid_field")
         party = doc.get("initiating_party", {}) if isinstance(doc, dict) else {}
         created = doc.get("created_at") if isinstance(doc, dict) else None
+        from cvhub.settings import Settings
         from ledger.canonical import Party
 
         if version not in ("03", "09"):
@@ -104,7 +105,7 @@ def pain001(
             version="03" if version == "03" else "09",
             initiating_party=Party(name=party.get("name"), uscc=party.get("uscc")),
             created_at=(datetime.fromisoformat(created) if created
-                        else datetime.now(UTC).replace(microsecond=0)),
+                        else Settings.from_env().clock().replace(microsecond=0)),
         )
     except MappingError as e:
         raise _fail(e) from e

@@ -44,6 +44,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from ledger.canonical import Party, PaymentStatus, Statement, StatementEntry
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.camt import render_camt053
@@ -56,7 +57,6 @@ CONTRACT_DIR = Path(__file__).resolve().parent.parent / "connectors" / "bank_a"
 BANK_A_CNAPS = "105100000017"
 SANDBOX_USERNAME = "cvhub"
 SANDBOX_PASSWORD = "bank-a-sandbox-pw"  # noqa: S105 - a sandbox credential, printed by `cvhub sandbox up`
-Clock = Callable[[], datetime]
 
 
 @dataclass
@@ -120,7 +120,7 @@ class FinancingDesk:
     def __init__(self, *, clock: Clock | None = None, decision_delay: timedelta = timedelta(seconds=0.2),
                  disbursement_delay: timedelta = timedelta(seconds=0.2),
                  rules: Callable[[Financing, date], str | None] | None = None) -> None:
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.decision_delay = decision_delay
         self.disbursement_delay = disbursement_delay
         self.rules = rules or FinancingRules()
@@ -334,7 +334,7 @@ class BankA:
                  desk: FinancingDesk | None = None, engine: PaymentEngine | None = None,
                  linked_engines: Iterable[PaymentEngine] = (), accounts: set[str] | None = None,
                  opening_balances: dict[str, int] | None = None, currency: str = "CNY") -> None:
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.sftp_root = Path(sftp_root)
         self.desk = desk or FinancingDesk(clock=self.clock)
         self.engine = engine or PaymentEngine(clock=self.clock, name="bank_a")
@@ -519,14 +519,16 @@ class BankASandbox:
 
 def start_bank_a_sandbox(*, sftp_root: Path, port: int = 0, username: str = SANDBOX_USERNAME,
                          password: str = SANDBOX_PASSWORD, digest_policy: str = "any",
-                         clock: Clock | None = None, decision_delay: timedelta = timedelta(seconds=0.2),
+                         clock: Clock | None = None, security_clock: Clock | None = None,
+                         decision_delay: timedelta = timedelta(seconds=0.2),
                          disbursement_delay: timedelta = timedelta(seconds=0.2),
                          linked_engines: Iterable[PaymentEngine] = (), accounts: set[str] | None = None,
                          opening_balances: dict[str, int] | None = None, tick: float | None = 0.1,
                          security: SecurityPolicy | None = None,
                          tls: tuple[Path, Path] | None = None) -> BankASandbox:
     """Start bank A on 127.0.0.1:<port>; its files live under ``sftp_root``. Pass the treasury
-    sandbox's ``engine`` in ``linked_engines`` so statements show the treasury's payments."""
+    sandbox's ``engine`` in ``linked_engines`` so statements show the treasury's payments. ``clock`` is
+    the business clock; ``security_clock`` checks WS-Security timestamps (default: ``clock``)."""
     desk = FinancingDesk(clock=clock, decision_delay=decision_delay, disbursement_delay=disbursement_delay)
     bank = BankA(sftp_root=sftp_root, clock=clock, desk=desk, linked_engines=linked_engines,
                  accounts=accounts, opening_balances=opening_balances)
@@ -536,7 +538,7 @@ def start_bank_a_sandbox(*, sftp_root: Path, port: int = 0, username: str = SAND
                           xsd_path=CONTRACT_DIR / "bank_a.xsd", namespace=BANK_A_NS,
                           handlers={"SubmitFinancing": handlers.submit, "QueryFinancing": handlers.query,
                                     "GetDisbursementNotices": handlers.notices},
-                          security=policy, clock=clock, ref_tags=("FinancingSerial",),
+                          security=policy, clock=security_clock or clock, ref_tags=("FinancingSerial",),
                           record_tags={"GetDisbursementNotices": "Notice"})
     server = SoapServer({"/soap/bank-a/financing": service}, port=port, tls=tls).start()
     ticker = None

@@ -36,10 +36,9 @@ import hmac
 import json
 import os
 import secrets as pysecrets
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -48,6 +47,7 @@ from fastapi import Path as PathParam
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from canonical.clock import SYSTEM_CLOCK, today
 from ledger.money import AmountError, to_decimal_text, to_minor
 from sandbox.rest_parties import enterprise
 from sandbox.rest_server import Contract, RestSandbox, documented, json_request_body
@@ -178,11 +178,11 @@ class _Application:
     digest: str
     application_id: str
     received_at: datetime
-    due_decision: float
+    due_decision: datetime
     status: str = "RECEIVED"
     decision: dict[str, Any] | None = None
     disbursement: dict[str, Any] | None = None
-    due_disbursement: float | None = None
+    due_disbursement: datetime | None = None
 
     def view(self) -> dict[str, Any]:
         return {
@@ -235,7 +235,6 @@ class BankBSandbox(RestSandbox):
         statement_dir: Path | None = None,
         deliver: Callable[[str, bytes], object] | None = None,
         statement_formats: tuple[str, ...] = ("mt940", "csv"),
-        clock: Callable[[], float] = time.monotonic,
         **kw: Any,
     ) -> None:
         self.key_id = key_id
@@ -247,7 +246,6 @@ class BankBSandbox(RestSandbox):
         self.statement_dir = Path(statement_dir) if statement_dir else None
         self.deliver = deliver
         self.statement_formats = statement_formats
-        self.clock = clock
         self._apps: dict[str, _Application] = {}
         self._notices: list[dict[str, Any]] = []
         self._accounts: dict[str, _Account] = {}
@@ -281,7 +279,7 @@ class BankBSandbox(RestSandbox):
                 "type": kind,
                 "serial_no": app.doc["serial_no"],
                 "application_id": app.application_id,
-                "issued_at": datetime.now(UTC).isoformat(),
+                "issued_at": self.clock().isoformat(),
                 "amount": app.doc["amount"],
                 "currency": app.doc["currency"],
                 **body,
@@ -292,8 +290,7 @@ class BankBSandbox(RestSandbox):
         doc = app.doc
         amount = to_minor(doc["amount"], doc["currency"])
         maturity = date.fromisoformat(doc["maturity_date"])
-        today = datetime.now(UTC).date()
-        days = (maturity - today).days
+        days = (maturity - today(self.clock)).days
         reason = None
         if not doc.get("registration_no"):
             reason = ("NO_REGISTRATION", "应收账款转让未在中登网登记")
@@ -315,14 +312,14 @@ class BankBSandbox(RestSandbox):
                 "discount_interest": to_decimal_text(interest, doc["currency"]),
                 "disbursed_amount": to_decimal_text(amount - interest, doc["currency"]),
             }
-            app.due_disbursement = self.clock() + self.disbursement_delay
+            app.due_disbursement = self.clock() + timedelta(seconds=self.disbursement_delay)
         self._notice("DECISION", app, {"status": app.status, "decision": app.decision})
 
     def _disburse(self, app: _Application) -> None:
         doc = app.doc
         assert app.decision is not None
         net = to_minor(app.decision["disbursed_amount"], doc["currency"])
-        value_date = datetime.now(UTC).date()
+        value_date = today(self.clock)
         bank_ref = f"BKB{value_date:%Y%m%d}{app.application_id[-6:]}"
         app.status = "DISBURSED"
         app.disbursement = {
@@ -361,8 +358,8 @@ class BankBSandbox(RestSandbox):
             doc=doc,
             digest=_digest(doc),
             application_id=f"FA{self._next_id:010d}",
-            received_at=datetime.now(UTC),
-            due_decision=self.clock() + self.decision_delay,
+            received_at=self.clock(),
+            due_decision=self.clock() + timedelta(seconds=self.decision_delay),
         )
         self._next_id += 1
         self._apps[doc["serial_no"]] = app
@@ -377,12 +374,13 @@ class BankBSandbox(RestSandbox):
         with self._lock:
             for i in range((count + 1) // 2):
                 sup = enterprise(i + 1)
-                app = self._accept(_application_doc(f"SEED{i:06d}", sup), applied=False)
+                app = self._accept(_application_doc(f"SEED{i:06d}", sup, on=today(self.clock)),
+                                   applied=False)
                 self._decide(app)
                 if 2 * i + 1 < count:
                     self._disburse(app)
                 else:
-                    app.due_disbursement = float("inf")
+                    app.due_disbursement = None  # approved, never disbursed
 
     # --- statements ---------------------------------------------------------------------------
     def book(
@@ -406,7 +404,7 @@ class BankBSandbox(RestSandbox):
             acct = self._accounts.setdefault(account, _Account(account, currency))
             acct.bookings.append(
                 _Booking(
-                    day or datetime.now(UTC).date(),
+                    day or today(self.clock),
                     credit_debit,
                     amount_minor,
                     reference,
@@ -423,7 +421,7 @@ class BankBSandbox(RestSandbox):
         from mappings.mt940 import render_mt940
         from mappings.profiles import CN_BANK_CSV
 
-        day = day or datetime.now(UTC).date()
+        day = day or today(self.clock)
         delivered: list[Path | str] = []
         with self._lock:
             self._advance()
@@ -435,18 +433,27 @@ class BankBSandbox(RestSandbox):
                 acct.sequence += 1
                 opening = acct.balance_minor
 
-                swift = _statement(acct, todays, day, opening, ascii_only=True)
+                created = self.clock()
+                swift = _statement(acct, todays, day, opening, ascii_only=True, created_at=created)
                 acct.balance_minor = swift.closing_balance_minor or 0
                 stem = f"BANKB_{acct.number}_{day:%Y%m%d}_{acct.sequence:05d}"
                 files: list[tuple[str, bytes]] = []
                 if "mt940" in self.statement_formats:
                     files.append((stem + ".sta", render_mt940([swift], sender=BANK_BIC).encode("ascii")))
                 if "csv" in self.statement_formats:
-                    chinese = _statement(acct, todays, day, opening, ascii_only=False)
+                    chinese = _statement(acct, todays, day, opening, ascii_only=False, created_at=created)
                     files.append((stem + ".csv", render_bank_csv(chinese, CN_BANK_CSV)))
                 for name, data in files:
                     delivered.append(self._deliver(name, data))
         return delivered
+
+    def close_days_through(self, day: date) -> list[Path | str]:
+        """``close_day`` for every day up to ``day`` that has bookings not yet on a statement, in
+        date order (so each account's statement sequence follows the dates)."""
+        with self._lock:
+            self._advance()
+            days = sorted({b.day for a in self._accounts.values() for b in a.bookings if b.day <= day})
+        return [p for d in days for p in self.close_day(d)]
 
     def _deliver(self, name: str, data: bytes) -> Path | str:
         if self.deliver is not None:
@@ -476,7 +483,8 @@ class BankBSandbox(RestSandbox):
             return "missing signature headers"
         if not hmac.compare_digest(key_id, self.key_id):
             return "unknown key id"
-        if not ts.isdigit() or abs(time.time() - int(ts)) > SIGNATURE_SKEW:
+        # the signature window is checked against real time, as the signer stamps it with real time
+        if not ts.isdigit() or abs(SYSTEM_CLOCK().timestamp() - int(ts)) > SIGNATURE_SKEW:
             return "timestamp outside the allowed window"
         if not hmac.compare_digest(content_sha, hashlib.sha256(body).hexdigest()):
             return "body hash mismatch"
@@ -581,7 +589,8 @@ class BankBSandbox(RestSandbox):
             )
 
 
-def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int, *, ascii_only: bool) -> Any:
+def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int, *, ascii_only: bool,
+               created_at: datetime) -> Any:
     """One day's statement of ``acct``; ``ascii_only`` for MT940 (SWIFT character set, no Chinese)."""
     from ledger.canonical import Party, Statement, StatementEntry
 
@@ -610,7 +619,7 @@ def _statement(acct: _Account, bookings: list[_Booking], day: date, opening: int
         account=acct.number,
         currency=acct.currency,
         sequence=acct.sequence,
-        created_at=datetime.now(UTC),
+        created_at=created_at,
         from_date=day,
         to_date=day,
         opening_balance_minor=opening,
@@ -648,7 +657,7 @@ def _validate(doc: dict[str, Any]) -> str | None:
 
 
 def _application_doc(
-    serial_no: str, sup: Any, *, amount: str = "100000.00", days: int = 120
+    serial_no: str, sup: Any, *, on: date, amount: str = "100000.00", days: int = 120
 ) -> dict[str, Any]:
     return {
         "serial_no": serial_no,
@@ -657,8 +666,8 @@ def _application_doc(
         "applicant": {"uscc": sup.uscc, "name": sup.name, "account": sup.account, "cnaps": sup.cnaps},
         "amount": amount,
         "currency": "CNY",
-        "maturity_date": (datetime.now(UTC).date() + timedelta(days=days)).isoformat(),
-        "registration_no": f"{datetime.now(UTC):%Y%m%d}{serial_no[-6:]:0>12}",
+        "maturity_date": (on + timedelta(days=days)).isoformat(),
+        "registration_no": f"{on:%Y%m%d}{serial_no[-6:]:0>12}",
         "recourse": True,
     }
 

@@ -26,6 +26,8 @@ from typing import Annotated, Any
 
 import typer
 
+from canonical.clock import SYSTEM_CLOCK, Clock
+
 app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
@@ -88,7 +90,8 @@ def _optional(module: str) -> Any | None:
 
 
 def start_all(
-    workdir: Path, *, statement_every: float | None = 60.0, decision_delay: float = 2.0, https: bool = False
+    workdir: Path, *, statement_every: float | None = 60.0, decision_delay: float = 2.0, https: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> SandboxFleet:
     """Start every available sandbox with its state under ``workdir``; see the module docstring.
 
@@ -96,6 +99,8 @@ def start_all(
     via ``fleet.handles["bank_b"].close_day()`` or ``POST <bank_b>/_sandbox/close-day``.
     https: serve the REST sandboxes over TLS, each from its own private CA
     (``<workdir>/tls/<system>/sandbox-ca.pem``, the ``ca_bundle`` of its endpoint description).
+    clock: the one business clock every sandbox follows (``canonical.clock``; ``cvhub sandbox up``
+    passes the one ``CVHUB_CLOCK`` names, else the system clock). WS-Security is checked in real time.
     """
     from sandbox.bank_b import BankBSandbox
     from sandbox.registry import RegistrySandbox
@@ -108,14 +113,14 @@ def start_all(
     fleet = SandboxFleet(workdir)
     try:
         tls_dir = workdir / "tls" if https else None
-        srm = SrmSandbox(tls_dir=tls_dir / "srm" if tls_dir else None)
+        srm = SrmSandbox(tls_dir=tls_dir / "srm" if tls_dir else None, clock=clock)
         srm.seed(25)
         srm.start()
         fleet._stops.append(srm.stop)
         fleet.handles["srm"] = srm
         fleet.systems["srm"] = _rest_entry(srm)
 
-        registry = RegistrySandbox(tls_dir=tls_dir / "registry" if tls_dir else None)
+        registry = RegistrySandbox(tls_dir=tls_dir / "registry" if tls_dir else None, clock=clock)
         registry.start()
         fleet._stops.append(registry.stop)
         fleet.handles["registry"] = registry
@@ -152,6 +157,7 @@ def start_all(
             disbursement_delay=decision_delay,
             deliver=deliver,
             statement_dir=sftp_root / "bank_b" / "statements",
+            clock=clock,
         )
         bank_b.start()
         fleet._stops.append(bank_b.stop)
@@ -168,7 +174,7 @@ def start_all(
         treasury_mod = _optional("sandbox.treasury")
         engines = []
         if treasury_mod is not None:
-            treasury = treasury_mod.start_treasury_sandbox()
+            treasury = treasury_mod.start_treasury_sandbox(clock=clock, security_clock=SYSTEM_CLOCK)
             fleet._stops.append(treasury.stop)
             fleet.handles["treasury"] = treasury
             engines.append(treasury.engine)
@@ -183,7 +189,8 @@ def start_all(
 
         bank_a_mod = _optional("sandbox.bank_a")
         if bank_a_mod is not None:
-            bank_a = bank_a_mod.start_bank_a_sandbox(sftp_root=sftp_root / "bank_a", linked_engines=engines)
+            bank_a = bank_a_mod.start_bank_a_sandbox(sftp_root=sftp_root / "bank_a", linked_engines=engines,
+                                                     clock=clock, security_clock=SYSTEM_CLOCK)
             fleet._stops.append(bank_a.stop)
             fleet.handles["bank_a"] = bank_a
             fleet.systems["bank_a"] = {
@@ -252,11 +259,12 @@ def up(
     https: bool = typer.Option(False, "--https", help="Serve the REST sandboxes over TLS (private CA)."),
 ) -> None:
     """Start every sandbox, print endpoints and credentials, run until Ctrl-C."""
-    if workdir is None:
-        from cvhub.settings import Settings
+    from cvhub.settings import Settings
 
-        workdir = Settings.from_env().data_dir / "sandbox"
-    fleet = start_all(workdir, statement_every=statement_every or None, https=https)
+    settings = Settings.from_env()
+    if workdir is None:
+        workdir = settings.data_dir / "sandbox"
+    fleet = start_all(workdir, statement_every=statement_every or None, https=https, clock=settings.clock)
     try:
         _print(fleet)
         if json_file is not None:

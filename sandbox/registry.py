@@ -26,7 +26,7 @@ import base64
 import hashlib
 import json
 import secrets as pysecrets
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
@@ -34,6 +34,7 @@ from fastapi.responses import JSONResponse
 from pydantic import Field
 from stdnum.cn import uscc as uscc_check
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from sandbox.rest_parties import OBLIGOR, enterprise
 from sandbox.rest_server import Contract, RestSandbox, documented, json_request_body
 
@@ -143,12 +144,12 @@ class RegistrySandbox(RestSandbox):
 
     def _new_number(self) -> tuple[int, str]:
         self._seq += 1
-        today = datetime.now(UTC).strftime("%Y%m%d")
-        return self._seq, f"{today}{self._seq:012d}"
+        day = self.clock().strftime("%Y%m%d")
+        return self._seq, f"{day}{self._seq:012d}"
 
     def _register(self, doc: dict[str, Any]) -> dict[str, Any]:
         seq, number = self._new_number()
-        now = datetime.now(UTC)
+        now = self.clock()
         voucher = doc["property"].get("voucher_id")
         conflicts = [
             r["registration_no"]
@@ -372,7 +373,7 @@ class RegistrySandbox(RestSandbox):
                     return _error(404, "NOT_FOUND", f"no registration {registration_no}")
                 if record["status"] == "CANCELLED":
                     return _error(409, "CANCELLED", f"registration {registration_no} is cancelled")
-                now = datetime.now(UTC).isoformat()
+                now = self.clock().isoformat()
                 if op == "amend":
                     changes = doc.get("changes")
                     if not isinstance(changes, dict) or not changes:
@@ -436,8 +437,10 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
-def start_registry(*, port: int = 0, api_key: str | None = None) -> RegistrySandbox:
+def start_registry(
+    *, port: int = 0, api_key: str | None = None, clock: Clock = SYSTEM_CLOCK
+) -> RegistrySandbox:
     """Start a registry API-provider sandbox on 127.0.0.1; ``.url``, ``.api_key``, ``.stop()``."""
-    sandbox = RegistrySandbox(api_key=api_key)
+    sandbox = RegistrySandbox(api_key=api_key, clock=clock)
     sandbox.start(port=port)
     return sandbox

@@ -25,11 +25,13 @@ import json
 import threading
 from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from email.utils import format_datetime
 from typing import Any, Protocol
 
 from starlette.routing import Match
+
+from canonical.clock import SYSTEM_CLOCK
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -146,7 +148,7 @@ class FaultMiddleware:
         elif fault.kind == "rate_limit":
             seconds = int(p.get("retry_after", 1))
             value = (
-                format_datetime(datetime.now(UTC) + timedelta(seconds=seconds), usegmt=True)
+                format_datetime(SYSTEM_CLOCK() + timedelta(seconds=seconds), usegmt=True)  # HTTP time
                 if p.get("http_date")
                 else str(seconds)
             )

@@ -31,6 +31,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from sandbox.rest_faults import ALL_KINDS, Fault, FaultMiddleware, FaultPlan
 from sandbox.rest_tls import SandboxTls, make_sandbox_tls
 
@@ -72,8 +73,16 @@ class RestSandbox:
     supported_faults: frozenset[str] = frozenset(ALL_KINDS)
 
     def __init__(
-        self, *, timeout_delay: float = 1.5, https: bool = False, tls_dir: Path | None = None
+        self,
+        *,
+        timeout_delay: float = 1.5,
+        https: bool = False,
+        tls_dir: Path | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # The sandbox's business clock (canonical.clock): dates of statements, registration numbers,
+        # decisions and audit stamps. The sandbox stack hands every sandbox the same one.
+        self.clock: Clock = clock
         self.faults = FaultPlan()
         self.https = https or tls_dir is not None
         self.tls_dir = tls_dir

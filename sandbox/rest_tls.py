@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from canonical.clock import SYSTEM_CLOCK
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,7 +40,7 @@ def _name(cn: str) -> x509.Name:
 def make_sandbox_tls(directory: Path, *, days: int = 30) -> SandboxTls:
     """Create a CA and a loopback server certificate signed by it under ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
-    now = datetime.now(UTC) - timedelta(minutes=5)
+    now = SYSTEM_CLOCK() - timedelta(minutes=5)  # certificate validity is real time
     ca_key = ec.generate_private_key(ec.SECP256R1())
     ca = (
         x509.CertificateBuilder()

@@ -46,6 +46,8 @@ from typing import Any
 import paramiko
 from paramiko.sftp import SFTP_FAILURE, SFTP_OK, SFTP_PERMISSION_DENIED
 
+from canonical.clock import SYSTEM_CLOCK
+
 log = logging.getLogger(__name__)
 
 
@@ -554,7 +556,7 @@ class SftpSandbox:
         data = src.read_bytes()
         target = self.path(rel_dir, new_name or name)
         if new_name is None:
-            later = time.time() + 2  # a fresh mtime: to the server it is a new delivery
+            later = SYSTEM_CLOCK().timestamp() + 2  # a fresh file mtime (file-system time is real time)
             self._write(target, data, marker=True, sidecar=src.with_name(name + ".sha256").exists())
             os.utime(target, (later, later))
         else:

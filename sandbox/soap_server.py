@@ -37,6 +37,8 @@ from typing import Any
 
 from lxml import etree
 
+from canonical.clock import SYSTEM_CLOCK, Clock
+
 log = logging.getLogger(__name__)
 
 SOAP11_NS = "http://schemas.xmlsoap.org/soap/envelope/"
@@ -48,7 +50,6 @@ WSU_NS = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-wssecurity-uti
 DS_NS = "http://www.w3.org/2000/09/xmldsig#"
 MAX_BODY = 20 * 1024 * 1024
 
-Clock = Callable[[], datetime]
 Handler = Callable[[etree._Element], etree._Element]
 Reply = tuple[int, bytes, dict[str, str]]
 
@@ -285,7 +286,7 @@ class SoapService:
         self.namespace = namespace
         self.handlers = dict(handlers)
         self.security = security
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.schema = etree.XMLSchema(etree.parse(str(self.xsd_path), parser=hardened_parser()))
         self.ref_tags = ref_tags              # payload children naming the request's serial
         self.record_tags = dict(record_tags or {})  # listing operation -> its record element

@@ -46,13 +46,14 @@ import base64
 import hashlib
 import json
 import secrets as pysecrets
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any, ClassVar
 
 from fastapi import FastAPI, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
+from canonical.clock import SYSTEM_CLOCK, Clock, today
 from sandbox.rest_parties import OBLIGOR, enterprise
 from sandbox.rest_server import Contract, RestSandbox, documented, json_request_body
 
@@ -196,13 +197,14 @@ class SrmSandbox(RestSandbox):
             n = self._next_no
             self._next_no += 1
             sup = enterprise(supplier if supplier is not None else n % 50 + 1)
-            confirmed = datetime(2026, 11, 28, 9, 0, tzinfo=CST) + timedelta(minutes=n)
+            day = today(self.clock)
+            confirmed = datetime.combine(day, time(9, 0), tzinfo=CST) + timedelta(minutes=n)
             record: dict[str, Any] = {
                 "payable_id": payable_id or f"AP-20261128-{n:06d}",
                 "status": "CONFIRMED",
                 "currency": "CNY",
                 "amount": amount or f"{(n * 7919) % 900000 + 1000}.{n % 100:02d}",
-                "due_date": (due_date or date(2027, 3, 1) + timedelta(days=n % 90)).isoformat(),
+                "due_date": (due_date or day + timedelta(days=90 + n % 90)).isoformat(),
                 "confirmed_at": confirmed.isoformat(),
                 "obligor": {"uscc": OBLIGOR.uscc, "name": OBLIGOR.name},
                 "supplier": {
@@ -339,7 +341,7 @@ class SrmSandbox(RestSandbox):
                     record["voucher"] = {
                         "voucher_no": voucher_no,
                         "status": status,
-                        "updated_at": datetime.now(UTC).isoformat(),
+                        "updated_at": self.clock().isoformat(),
                     }
                     self.applied(payable_id)
                 result = {"payable_id": payable_id, "voucher": record["voucher"]}
@@ -433,7 +435,7 @@ class SrmSandbox(RestSandbox):
             record["voucher"] = {
                 "voucher_no": voucher_no,
                 "status": status,
-                "updated_at": datetime.now(UTC).isoformat(),
+                "updated_at": self.clock().isoformat(),
             }
             self.applied(pid)
         return {
@@ -449,8 +451,8 @@ def _public(record: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in record.items() if not k.startswith("_")}
 
 
-def start_srm(*, port: int = 0, token: str | None = None) -> SrmSandbox:
+def start_srm(*, port: int = 0, token: str | None = None, clock: Clock = SYSTEM_CLOCK) -> SrmSandbox:
     """Start an SRM sandbox on 127.0.0.1 (ephemeral port unless given); ``.url``, ``.token``, ``.stop()``."""
-    sandbox = SrmSandbox(token=token)
+    sandbox = SrmSandbox(token=token, clock=clock)
     sandbox.start(port=port)
     return sandbox

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from ledger.canonical import PaymentInstruction, PaymentStatus
 from mappings.errors import MappingError
 from mappings.pain001 import parse_pain001, validate_pain001
@@ -42,7 +43,6 @@ from sandbox.soap_server import (
 
 TREASURY_NS = "urn:cvhub:treasury:1"
 CONTRACT_DIR = Path(__file__).resolve().parent.parent / "connectors" / "treasury"
-Clock = Callable[[], datetime]
 RejectRule = Callable[[PaymentInstruction], tuple[str, str] | None]
 
 
@@ -133,7 +133,7 @@ class PaymentEngine:
 
     def __init__(self, *, clock: Clock | None = None, execution_delay: timedelta = timedelta(seconds=0.3),
                  reject_rule: RejectRule | None = None, name: str = "treasury") -> None:
-        self.clock: Clock = clock or (lambda: datetime.now(UTC))
+        self.clock: Clock = clock or SYSTEM_CLOCK
         self.execution_delay = execution_delay
         self.reject_rule: RejectRule = reject_rule or RejectAccounts()
         self.name = name
@@ -366,14 +366,16 @@ SANDBOX_PASSWORD = "treasury-sandbox-pw"  # noqa: S105 - a sandbox credential, p
 
 def start_treasury_sandbox(*, port: int = 0, username: str = SANDBOX_USERNAME,
                            password: str = SANDBOX_PASSWORD, digest_policy: str = "any",
-                           clock: Clock | None = None,
+                           clock: Clock | None = None, security_clock: Clock | None = None,
                            execution_delay: timedelta = timedelta(seconds=0.3),
                            reject_rule: RejectRule | None = None, tick: float | None = 0.1,
                            security: SecurityPolicy | None = None,
                            tls: tuple[Path, Path] | None = None) -> TreasurySandbox:
     """Start the treasury sandbox on 127.0.0.1:<port> (0 = ephemeral). ``tick`` None: batches
     execute only when someone asks (queries, ``engine.advance()``), for tests on a manual clock.
-    ``tls``: (certificate, key) to serve https (``sandbox.rest_tls.make_sandbox_tls``)."""
+    ``tls``: (certificate, key) to serve https (``sandbox.rest_tls.make_sandbox_tls``). ``clock`` is the
+    business clock (execution, value dates); WS-Security timestamps are checked against
+    ``security_clock`` (default: ``clock``, so a test pins both; the sandbox stack passes real time)."""
     engine = PaymentEngine(clock=clock, execution_delay=execution_delay, reject_rule=reject_rule)
     handlers = TreasuryService(engine)
     policy = security or SecurityPolicy(username=username, password=password, digest_policy=digest_policy)
@@ -382,7 +384,7 @@ def start_treasury_sandbox(*, port: int = 0, username: str = SANDBOX_USERNAME,
                           handlers={"SubmitPaymentBatch": handlers.submit,
                                     "QueryBatchStatus": handlers.query,
                                     "GetStatusReports": handlers.published},
-                          security=policy, clock=clock, ref_tags=("BatchSerial",),
+                          security=policy, clock=security_clock or clock, ref_tags=("BatchSerial",),
                           record_tags={"GetStatusReports": "Report"})
     server = SoapServer({"/soap/treasury": service}, port=port, tls=tls).start()
     ticker = None

@@ -12,11 +12,12 @@ import hashlib
 import itertools
 import tempfile
 from collections.abc import Hashable, Mapping
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
 
+from canonical.clock import today
 from connectors.archive import Archive
 from connectors.bank_a.financing import BankAFinancingClient, FinancingAck, FinancingRequest
 from connectors.errors import NotFound
@@ -24,13 +25,13 @@ from connectors.soap import UsernameTokenConfig
 from connectors.treasury.conformance import FAULTS, TreasurySandboxAdapter
 
 
-def request_for(serial: str) -> FinancingRequest:
-    """The same application for the same serial; one piece per serial."""
+def request_for(serial: str, on: date) -> FinancingRequest:
+    """The same application for the same serial and business day ``on``; one piece per serial."""
     return FinancingRequest(
         serial=serial, voucher_id="V-CONF", piece_id=f"P-{serial}"[:64], obligor_uscc="91310000MA1FL8L972",
         seller_uscc="91110108MA01ABCD1X", seller_name="Supplier Co", seller_account="6222000033334444",
         amount_minor=100_000_00, currency="CNY", annual_rate=Decimal("0.0385"),
-        maturity_date=date.today() + timedelta(days=120), registration_no=f"ZD-{serial}"[:64],
+        maturity_date=on + timedelta(days=120), registration_no=f"ZD-{serial}"[:64],
     )
 
 
@@ -66,13 +67,13 @@ class BankASandboxAdapter(TreasurySandboxAdapter):
         desk = self.bank.desk
         for _ in range(count):
             serial = f"SEED-{next(self._seeds):06d}"
-            r = request_for(serial)
+            r = request_for(serial, today(desk.clock))
             desk.submit(Financing(
                 serial=serial, sha256=hashlib.sha256(serial.encode()).hexdigest(), voucher_id=r.voucher_id,
                 piece_id=r.piece_id, seller_name=r.seller_name, seller_account=r.seller_account,
                 amount_minor=r.amount_minor, currency=r.currency, rate=r.annual_rate, day_count=r.day_count,
                 recourse=r.recourse, maturity=r.maturity_date, registration_no=r.registration_no,
-                received_at=datetime.now(UTC)))
+                received_at=desk.clock()))
         desk.advance()
 
     def effects(self, ref: str) -> int:
@@ -92,6 +93,7 @@ class BankAAdapter:
     }
 
     def __init__(self, sandbox: BankASandboxAdapter, workdir: Path, **overrides: Any) -> None:
+        self.business_clock = sandbox.bank.desk.clock  # applications are dated by the bank's business day
         o: dict[str, Any] = {"endpoint": sandbox.url, "username": sandbox.handle.username,
                              "password": sandbox.handle.password, "read_timeout": sandbox.read_timeout}
         o.update(overrides)
@@ -109,7 +111,7 @@ class BankAAdapter:
         return [n.serial for n in self.client.disbursement_notices(page_size=self.page_size)]
 
     def submit(self, serial: str) -> FinancingAck:
-        return self.client.submit_financing(request_for(serial))
+        return self.client.submit_financing(request_for(serial, today(self.business_clock)))
 
 
 def bank_a_sandbox() -> BankASandboxAdapter:

@@ -6,10 +6,11 @@ Test glue only: builds a ``BankBClient`` against a running ``sandbox.bank_b.Bank
 from __future__ import annotations
 
 from collections.abc import Hashable, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, ClassVar
 
+from canonical.clock import today
 from connectors.archive import Archive
 from connectors.bank_b.client import BankBClient, FinancingApplication, FinancingState
 from connectors.rest import HmacSigner, RestConfig
@@ -31,6 +32,7 @@ class BankBAdapter:
     }
 
     def __init__(self, sandbox: Any, workdir: Path, **overrides: Any) -> None:
+        self.business_clock = sandbox.clock  # applications are dated by the bank's business day
         key_id = overrides.pop("signer_key_id", sandbox.key_id)
         settings: dict[str, Any] = dict(
             system="bank_b",
@@ -69,7 +71,7 @@ class BankBAdapter:
                 applicant_cnaps=sup.cnaps,
                 amount_minor=50_000_000,
                 currency="CNY",
-                maturity_date=(datetime.now(UTC) + timedelta(days=90)).date(),
+                maturity_date=today(self.business_clock) + timedelta(days=90),
                 registration_no="20261128000000000001",
             )
         )

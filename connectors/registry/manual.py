@@ -20,7 +20,6 @@ import hashlib
 import json
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError as SqlIntegrityError
 
+from canonical.clock import SYSTEM_CLOCK, Clock
 from connectors.errors import FatalError, NotFound, ValidationFailed
 from connectors.registry.model import Registration, RegistrationRequest, RegistryStatus
 from ledger.money import to_decimal_text
@@ -97,8 +97,14 @@ class ManualRegistry:
     """``Registry`` whose every change is a packet for an operator. ``status(ref)`` takes the packet id."""
 
     def __init__(
-        self, db_url: str | None = None, *, data_dir: Path | None = None, engine: Engine | None = None
+        self,
+        db_url: str | None = None,
+        *,
+        data_dir: Path | None = None,
+        engine: Engine | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        self.clock = clock  # packet filing and operator decisions are stamped with it
         self._owns_engine = engine is None
         if engine is None:
             if db_url is None:
@@ -139,7 +145,7 @@ class ManualRegistry:
             "voucher_id": voucher_id,
             "payload": text,
             "payload_sha256": hashlib.sha256(text.encode()).hexdigest(),
-            "created_at": datetime.now(UTC),
+            "created_at": self.clock(),
         }
         try:
             with self.engine.begin() as conn:
@@ -322,7 +328,7 @@ class ManualRegistry:
                 .values(
                     status=status,
                     registration_no=registration_no,
-                    completed_at=datetime.now(UTC),
+                    completed_at=self.clock(),
                     completed_by=operator,
                     note=note,
                 )

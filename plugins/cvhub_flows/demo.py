@@ -14,7 +14,11 @@ the DAGs in order with ``dag.test()``:
 
 It prints a summary and the package path. Everything is keyed (ledger idempotency keys, bank
 serials, registry request numbers, processed-file records), so running it again changes nothing.
-The business dates are fixed on the first run (kept in ``<data_dir>/demo/business_date``).
+Time: the demo's issue date is the business clock's today (``CVHUB_CLOCK`` or the system clock),
+moved to the next business day on the ledger's holiday calendar; it is fixed on the first run (kept
+in ``<data_dir>/demo/business_date``) so that a rerun is the same run. Every sandbox follows the one
+``SettableClock`` of the sandbox stack, which the scenario moves to the maturity date; no part of the
+chain reads the wall clock for a business date, so the chain does the same on any day of the week.
 Airflow must not have been imported before ``run_demo`` (it reads its configuration on import).
 """
 
@@ -27,6 +31,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
+
+from canonical.clock import Clock, SettableClock, today
 
 PAYABLES = ("1280000.00", "965000.00", "2350000.00", "1500000.00", "780000.50", "3100000.00")
 RATE = "0.0385"
@@ -47,27 +53,34 @@ class DemoResult:
     verify_summary: str = ""
     dag_seconds: dict[str, float] = field(default_factory=dict)
     journal_entries: int = 0
+    head_hash: str | None = None
 
     def summary(self) -> list[str]:
         c = self.counts
-        return [
+        lines = [
             f"business dates: issue {self.business_date}, maturity {self.maturity}",
             f"vouchers {c.get('vouchers', 0)}  pieces {c.get('pieces', 0)}  "
             f"financed {c.get('financed', 0)}  cleared {c.get('cleared', 0)}/{c.get('instructions', 0)}",
             f"statement lines matched {c.get('matched', 0)}  exceptions {c.get('exceptions', 0)}  "
             f"quarantined {c.get('quarantined', 0)}",
-            f"verify: {self.verify_summary}",
-            f"finance package: {self.package_dir}",
         ]
+        # what each exception is, so that a reader knows what to do without opening the package
+        lines += [f"  exception {x['code']} {x['item']}: {x['detail']} -> {x['next_action']}"
+                  for x in c.get("exception_list", [])]
+        lines += [f"verify: {self.verify_summary}", f"finance package: {self.package_dir}"]
+        return lines
 
 
-def _first_business_date(data_dir: Path) -> date:
-    """The demo's issue date: fixed on the first run so that a rerun is the same run."""
+def first_business_date(data_dir: Path, clock: Clock) -> date:
+    """The demo's issue date: the clock's today, or the next business day after it on the ledger's
+    holiday calendar; fixed on the first run (``<data_dir>/demo/business_date``) so that a rerun is
+    the same run whatever the clock says by then."""
+    from ledger.calendar import HolidayCalendar
+
     marker = data_dir / "demo" / "business_date"
     if marker.exists():
         return date.fromisoformat(marker.read_text().strip())
-    today = datetime.now(UTC).date()
-    d = today + timedelta(days=(7 - today.weekday()) % 7 or 7)  # next Monday
+    d = HolidayCalendar.load("cn").adjust(today(clock), "following")
     marker.parent.mkdir(parents=True, exist_ok=True)
     marker.write_text(d.isoformat())
     return d
@@ -186,9 +199,12 @@ def run_scenario(settings: Any, stack: Any, *, d0: date, say: Callable[[str], No
     dag("ledger_verify", logical_date_for(d1))
 
     result.counts = collect_counts(settings)
-    report = ledger.verify()
+    from plugins.cvhub_flows.flow_verify import store_checks
+
+    report = ledger.verify(stores=store_checks(settings, ledger.engine))  # every store, as the DAG does
     result.verify_ok, result.verify_summary = report.ok, report.summary
     result.journal_entries = report.entries
+    result.head_hash = report.head_hash
     from plugins.cvhub_flows.package import package_dir
 
     pdir = package_dir(settings, d1)
@@ -221,8 +237,15 @@ def collect_counts(settings: Any) -> dict[str, Any]:
     def count(s: Any, stmt: Any) -> int:
         return int(s.scalar(stmt) or 0)
 
+    from ledger.recon.model import NEXT_ACTION
+
     with ledger_session(settings) as s:
+        exceptions = [
+            {"code": x.code, "item": x.item_id or f"{x.account} line {x.line_no}",
+             "detail": x.detail, "next_action": NEXT_ACTION.get(x.code, "look at it"), "status": x.status}
+            for x in s.scalars(select(ExceptionRow).order_by(ExceptionRow.id))]
         return {
+            "exception_list": [x for x in exceptions if x["status"] == "open"],
             "vouchers": count(s, select(func.count()).select_from(VoucherRow)),
             "face_minor": count(s, select(func.sum(VoucherRow.face_minor))),
             "pieces": count(s, select(func.count()).select_from(PieceRow)),
@@ -257,11 +280,12 @@ def run_demo(db_url: str | None = None, *, say: Callable[[str], None] = print) -
     started = time.perf_counter()
     secs = migrate_metadata_db()
     say(f"cvhub demo: data in {settings.data_dir}; Airflow metadata DB ready ({secs:.1f}s)")
-    from plugins.cvhub_flows.sandbox_stack import DemoClock, SandboxStack
+    from plugins.cvhub_flows.sandbox_stack import SandboxStack
     from sandbox.rest_parties import OBLIGOR
 
-    d0 = _first_business_date(settings.data_dir)
-    stack = SandboxStack(settings.data_dir / "sandbox", DemoClock(d0), obligor_accounts={OBLIGOR.account})
+    d0 = first_business_date(settings.data_dir, settings.clock)
+    stack = SandboxStack(settings.data_dir / "sandbox", SettableClock.on_day(d0),
+                         obligor_accounts={OBLIGOR.account})
     with stack:
         stack.export()
         say(f"sandboxes up on 127.0.0.1 (SRM {stack.srm.url}, treasury {stack.treasury.url}, ...)")

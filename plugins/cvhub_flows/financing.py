@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -314,7 +314,7 @@ def replay_registration(item: quarantine.QuarantineItem) -> str:
     """Replay handler of ``registry_sync`` items: run registration again for the business date."""
     settings = Settings.from_env()
     on = date.fromisoformat(str(item.context_dict.get("business_date")))
-    counts = register_financings(settings, on=on, at=datetime.now(UTC))
+    counts = register_financings(settings, on=on, at=settings.clock())
     with ledger_session(settings) as s:
         rows = s.scalars(select(FinancingRow).where(FinancingRow.financing_id == item.item_ref)).all()
     if rows and rows[0].registration_no is None and rows[0].state == "pending":

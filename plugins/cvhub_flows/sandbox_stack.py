@@ -7,8 +7,10 @@ treasury's executed payments), bank B (signed REST financing + MT940 statements 
 finance package SFTP server, all on 127.0.0.1 with ephemeral ports and one generated client key.
 ``connections()`` returns the ``AIRFLOW_CONN_*`` JSON for each connection id (the same shape as
 ``examples/connections.json``); ``export()`` puts them into this process's environment, which is
-where Airflow's environment secrets backend reads them. A shared ``DemoClock`` lets the caller move
-the sandboxes' business date (maturity) forward.
+where Airflow's environment secrets backend reads them. Every sandbox gets the stack's one business
+clock (``canonical.clock.SettableClock``): statements, registration numbers, decisions, value dates and
+audit stamps follow it, and the caller moves it (``clock.set_day(maturity)``). Only security timestamps
+(WS-Security, request-signature windows, TLS certificates) are checked against real time.
 
 Sandbox credentials are throwaway values generated per start; they exist only in this process and
 in the connections it exports.
@@ -18,37 +20,12 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date
 from pathlib import Path
 from typing import Any
 
-
-def _real_now() -> datetime:
-    return datetime.now(UTC)
-
-
-class DemoClock:
-    """A settable UTC clock for the sandboxes: ``set_day(d)`` moves 'now' to that day (time runs on)."""
-
-    def __init__(self, day: date) -> None:
-        self._lock = threading.Lock()
-        self._offset = timedelta(0)
-        self.set_day(day)
-
-    def set_day(self, day: date) -> None:
-        real = datetime.now(UTC)
-        target = datetime(day.year, day.month, day.day, 9, 0, tzinfo=UTC)
-        with self._lock:
-            self._offset = target - real
-
-    def __call__(self) -> datetime:
-        with self._lock:
-            return datetime.now(UTC) + self._offset
-
-    def today(self) -> date:
-        return self().date()
+from canonical.clock import SYSTEM_CLOCK, SettableClock, today
 
 
 @dataclass
@@ -56,7 +33,7 @@ class SandboxStack:
     """All sandboxes; ``root`` keeps their SFTP directories (persistent across runs if reused)."""
 
     root: Path
-    clock: DemoClock
+    clock: SettableClock
     obligor_accounts: set[str] = field(default_factory=set)
     srm: Any = None
     registry: Any = None
@@ -84,18 +61,17 @@ class SandboxStack:
                 self.sftp[name] = box
             (self.root / "sftp_finance" / "finance").mkdir(parents=True, exist_ok=True)
             (self.root / "sftp_bank_b" / "statements").mkdir(parents=True, exist_ok=True)
-            self.srm = SrmSandbox().start()
-            self.registry = RegistrySandbox().start()
-            self.treasury = start_treasury_sandbox(clock=self.clock)
-            self.bank_a = start_bank_a_sandbox(
-                sftp_root=self.root / "sftp_bank_a", clock=self.clock, linked_engines=[self.treasury.engine],
-                accounts=set(self.obligor_accounts) or None)
-            # Business time follows the demo clock; WS-Security timestamps are checked against real
+            self.srm = SrmSandbox(clock=self.clock).start()
+            self.registry = RegistrySandbox(clock=self.clock).start()
+            # Business time follows the stack's clock; WS-Security timestamps are checked against real
             # time (the clients stamp their messages with the real clock).
-            for soap in (self.treasury, self.bank_a):
-                soap.service.clock = _real_now
+            self.treasury = start_treasury_sandbox(clock=self.clock, security_clock=SYSTEM_CLOCK)
+            self.bank_a = start_bank_a_sandbox(
+                sftp_root=self.root / "sftp_bank_a", clock=self.clock, security_clock=SYSTEM_CLOCK,
+                linked_engines=[self.treasury.engine], accounts=set(self.obligor_accounts) or None)
             box_b = self.sftp["bank_b"]
-            self.bank_b = start_bank_b(deliver=lambda name, data: box_b.put_file("statements", name, data))
+            self.bank_b = start_bank_b(clock=self.clock,
+                                       deliver=lambda name, data: box_b.put_file("statements", name, data))
         except BaseException:
             self.stop()
             raise
@@ -152,10 +128,11 @@ class SandboxStack:
     # --- end of day ----------------------------------------------------------------------------
     def close_day(self, day: date) -> dict[str, int]:
         """Let the banks publish their statements (bank A camt.053, bank B MT940) over SFTP: bank A
-        for everything executed so far, bank B for ``day`` and for today (it books in real time)."""
+        for everything executed so far, bank B one statement per account for each day up to ``day``
+        that has bookings (the financing proceeds of the issue day, the clearing of the maturity)."""
         self.bank_a.bank.tick()
         a = self.bank_a.write_statements()
-        b = [*self.bank_b.close_day(day), *self.bank_b.close_day(datetime.now(UTC).date())]
+        b = self.bank_b.close_days_through(day)
         return {"bank_a": len(a), "bank_b": len(b)}
 
 
@@ -175,8 +152,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--day", type=date.fromisoformat, default=None, help="The sandboxes' business day.")
     args = p.parse_args(argv)
     settings = Settings.from_env()
-    stack = SandboxStack(settings.data_dir / "sandbox", DemoClock(args.day or datetime.now(UTC).date()),
-                         obligor_accounts={OBLIGOR.account})
+    clock = SettableClock.on_day(args.day or today(settings.clock))
+    stack = SandboxStack(settings.data_dir / "sandbox", clock, obligor_accounts={OBLIGOR.account})
     with stack:
         fd = os.open(args.connections, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as f:

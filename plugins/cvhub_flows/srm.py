@@ -20,14 +20,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
 from connectors.archive import Archive
-from connectors.errors import ClientError, FatalError
+from connectors.errors import ClientError, FatalError, PaginationLimit
 from cvhub.settings import Settings
 from ledger import quarantine
 from ledger.canonical import Payable
@@ -79,9 +79,13 @@ def fetch_payables(settings: Settings, *, interval: str) -> dict[str, Any]:
         try:
             records: list[dict[str, Any]] = []
             cursor = since
-            for page in client.iter_pages(since=since):
-                records.extend(page.records)
-                cursor = page.cursor
+            try:
+                for page in client.iter_pages(since=since):
+                    records.extend(page.records)
+                    cursor = page.cursor
+            except PaginationLimit as limit:
+                # bounded run: keep what came and its cursor (issue advances it); the next run resumes
+                log.warning("%s (%d payables kept)", limit, len(records))
         finally:
             client.close()
         ref = write_json(path, {"since": since, "cursor": cursor, "payables": records})
@@ -278,7 +282,7 @@ def replay_payable(item: quarantine.QuarantineItem) -> str:
     settings = Settings.from_env()
     ctx = item.context_dict
     raw = json.loads(item.raw or b"{}")
-    at = datetime.now(UTC)
+    at = settings.clock()  # when the replay happened (an operator's action)
     if ctx.get("kind") == "write_back":
         client = SrmHook().get_client(Archive(settings.archive_dir))
         try:

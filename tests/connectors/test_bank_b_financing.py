@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 
+from canonical.clock import SettableClock
 from connectors.archive import Archive
 from connectors.bank_b import BankBClient, FinancingApplication
 from connectors.errors import ClientError, ConfigurationError, NotFound
@@ -19,12 +20,14 @@ from sandbox.bank_b import BankBSandbox, discount_interest
 from sandbox.rest_parties import enterprise
 
 SUP = enterprise(5)
+DAY = date(2027, 3, 8)  # the sandbox's business day: the test means the same on any real day
 
 
 @pytest.fixture(scope="module")
 def box(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BankBSandbox]:
     statements = tmp_path_factory.mktemp("bank_b_statements")
-    with BankBSandbox(decision_delay=0.15, disbursement_delay=0.15, statement_dir=statements) as sandbox:
+    with BankBSandbox(decision_delay=0.15, disbursement_delay=0.15, statement_dir=statements,
+                      clock=SettableClock.on_day(DAY)) as sandbox:
         yield sandbox  # type: ignore[misc]
 
 
@@ -64,7 +67,7 @@ def application(
         applicant_cnaps=SUP.cnaps,
         amount_minor=amount_minor,
         currency="CNY",
-        maturity_date=(datetime.now(UTC) + timedelta(days=days)).date(),
+        maturity_date=DAY + timedelta(days=days),
         registration_no=registration_no,
     )
 
@@ -90,7 +93,7 @@ def test_submit_then_asynchronous_decision_and_disbursement(bank: BankBSandbox, 
     assert ack.status == "RECEIVED" and ack.amount_minor == 100_000_000 and not ack.replayed
     wait_for(lambda: c.query("S-1").status == "DISBURSED")
     state = c.query("S-1")
-    days = (application("S-1").maturity_date - datetime.now(UTC).date()).days
+    days = (application("S-1").maturity_date - DAY).days
     interest = discount_interest(100_000_000, 365, days)
     assert state.discount_interest_minor == interest
     assert state.disbursed_amount_minor == 100_000_000 - interest and state.bank_ref

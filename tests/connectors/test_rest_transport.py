@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from canonical.clock import SYSTEM_CLOCK
 from connectors.archive import Archive
 from connectors.errors import (
     ClientError,
@@ -326,7 +327,7 @@ def test_tls_verification_failure_is_fatal(tmp_path: Path) -> None:
 
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "untrusted")])
-    now = datetime.now(UTC)
+    now = SYSTEM_CLOCK()  # certificate validity is real time
     cert = (
         x509.CertificateBuilder()
         .subject_name(name)

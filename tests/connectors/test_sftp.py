@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from canonical.clock import SYSTEM_CLOCK
 from connectors.archive import Archive
 from connectors.errors import (
     ConfigurationError,
@@ -335,7 +336,8 @@ def test_partial_file_fault_not_picked_up_until_complete(sftp_sandbox: object, s
 def test_in_flight_files_not_picked_up_stability_mode(env: Env) -> None:
     (env.inbox / "growing.csv").write_bytes(b"start\n")
     put(env.inbox, "still.csv", b"still\n", marker=False, sidecar=False)
-    os.utime(env.inbox / "still.csv", (time.time() - 60, time.time() - 60))
+    old = SYSTEM_CLOCK().timestamp() - 60  # file-system times are real time
+    os.utime(env.inbox / "still.csv", (old, old))
 
     def sender_keeps_writing(seconds: float) -> None:
         # the sender appends while we wait out the stability window (deterministic, no racing thread)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -37,7 +37,7 @@ def test_stale_claim_taken_over_once_then_failed(db_url: str) -> None:
     rec = ProcessedFiles(db_url, lease_seconds=60, max_attempts=2)
     first = rec.claim(KEY)
     assert first is not None
-    later = datetime.now(UTC) + timedelta(seconds=61)
+    later = rec.clock() + timedelta(seconds=61)
     second = rec.claim(KEY, now=later)  # the first worker crashed; its lease ran out
     assert second is not None and second.attempt == 2 and second.token != first.token
     with pytest.raises(LookupError):

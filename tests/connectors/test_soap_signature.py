@@ -7,7 +7,7 @@ to sign its responses; the client verifies them against the pinned server certif
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -16,6 +16,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
+from canonical.clock import SYSTEM_CLOCK
 from connectors.archive import Archive
 from connectors.errors import NotFound, OutcomeUnknown, SoapFault, ValidationFailed
 from connectors.soap import SignatureConfig, UsernameTokenConfig
@@ -31,7 +32,7 @@ PASSWORD = "sig-test-pw"
 def make_cert(dir_: Path, name: str) -> tuple[Path, Path]:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
+    now = SYSTEM_CLOCK()  # certificate validity is real time
     cert = (
         x509.CertificateBuilder()
         .subject_name(subject)

@@ -116,7 +116,7 @@ def test_duplicates_naive_time_and_unknown_version_refused() -> None:
     with pytest.raises(RenderError, match="duplicate"):
         render_pain001([items[0], items[0]], version="03", initiating_party=OBLIGOR, created_at=CREATED)
     with pytest.raises(RenderError, match="timezone"):
-        render_pain001(items, version="03", initiating_party=OBLIGOR, created_at=datetime(2026, 1, 1))
+        render_pain001(items, version="03", initiating_party=OBLIGOR, created_at=datetime(2026, 1, 1))  # noqa: DTZ001 - naive on purpose
     with pytest.raises(MappingError):
         render_pain001(items, version="05", initiating_party=OBLIGOR, created_at=CREATED)  # type: ignore[arg-type]
     with pytest.raises(RenderError):

@@ -80,7 +80,7 @@ def test_put_rejects_bad_input(engine: Engine) -> None:
         with pytest.raises(QuarantineError, match="bad_item"):
             _put(s, source_sha256="abc")
         with pytest.raises(ValueError, match="timezone-aware"):
-            _put(s, at=datetime(2027, 3, 1))
+            _put(s, at=datetime(2027, 3, 1))  # noqa: DTZ001 - naive on purpose
 
 
 def test_replay_marks_replayed_once_and_failure_keeps_item_open(engine: Engine) -> None:

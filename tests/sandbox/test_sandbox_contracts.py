@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
+from canonical.clock import today
 from connectors.archive import Archive
 from connectors.bank_b import BankBClient, FinancingApplication
 from connectors.errors import ClientError
@@ -129,7 +130,7 @@ def test_bank_b_exchanges_match_the_contract(tmp_path: Path) -> None:
                     applicant_cnaps=sup.cnaps,
                     amount_minor=1_000_000,
                     currency="CNY",
-                    maturity_date=(datetime.now(UTC) + timedelta(days=60)).date(),
+                    maturity_date=today(box.clock) + timedelta(days=60),
                     registration_no=reg_no,
                 )
             )
