@@ -18,8 +18,10 @@ _BENCHES = {
     "sftp": "256 MB download/upload through the connector vs OpenSSH's sftp.",
     "soap": "1,000 SOAP calls through the connector vs raw POSTs; WSDL load cold/cached.",
     "recon": "1M statement lines vs 1M expected items vs a bare dict join.",
+    "package": "Finance package CSV/XLSX writers (inert text) vs bare csv.writer / openpyxl.",
     "e2e": "The whole daily cycle through the DAGs.",
     "crash": "The main job killed with kill -9 at N points, each followed by a rerun that must match.",
+    "review": "Contract review: field precision/recall on text PDFs and scans, planted cases, pages/s.",
 }
 
 

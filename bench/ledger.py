@@ -275,6 +275,22 @@ def bare_write(
     return elapsed
 
 
+def _keep_sqlite(url: str, dest: Path) -> None:
+    """Copy the benchmark's ledger to ``dest`` (SQLite's online backup: consistent, WAL included)."""
+    import sqlite3
+
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.unlink(missing_ok=True)
+    src = sqlite3.connect(url.split("///", 1)[1])
+    dst = sqlite3.connect(dest)
+    try:
+        src.backup(dst)
+    finally:
+        dst.close()
+        src.close()
+    print(f"  kept the ledger at {dest} (cvhub ledger verify --db sqlite:///{dest})")
+
+
 def _pg_create(admin: str, name: str) -> str:
     import psycopg
 
@@ -292,7 +308,15 @@ def _pg_drop(admin: str, name: str) -> None:
         c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def bench_one(kind: str, cmds: list[dict[str, Any]], batch: int, pg_admin: str, profile: bool) -> float:
+def bench_one(
+    kind: str,
+    cmds: list[dict[str, Any]],
+    batch: int,
+    pg_admin: str,
+    profile: bool,
+    *,
+    keep: Path | None = None,
+) -> float:
     tag = uuid.uuid4().hex[:8]
     with tempfile.TemporaryDirectory(prefix="cvhub-bench-") as tmp:
         if kind == "sqlite":
@@ -308,6 +332,8 @@ def bench_one(kind: str, cmds: list[dict[str, Any]], batch: int, pg_admin: str, 
             rows = dump_rows(led_url)
             nrows = sum(len(r) for _, r in rows.values())
             bare_time = bare_write(bare_url, rows, transactions=(len(cmds) + batch - 1) // batch)
+            if keep is not None and kind == "sqlite":
+                _keep_sqlite(led_url, keep)
         finally:
             if kind == "postgresql":
                 _pg_drop(pg_admin, f"cvhub_bench_ledger_{tag}")
@@ -337,6 +363,8 @@ def _contention_worker(  # noqa: PLR0917 - a thread target
 
     d0 = "2026-03-02"
     rnd = random.Random(n)
+    from ledger.api import LedgerBusy
+
     w = Ledger.open(url, concurrency=mode, migrate_schema=False)  # type: ignore[arg-type]
     for b in range(batches):
         with w.engine.connect() as conn:
@@ -360,7 +388,12 @@ def _contention_worker(  # noqa: PLR0917 - a thread target
                 },
                 {"cmd": "accept_transfer", "key": tid + "a", "on": d0, "transfer_id": tid},
             ]
-        res = w.apply(cmds)
+        try:
+            res = w.apply(cmds)
+        except LedgerBusy:  # the retry deadline was spent: the caller's retriable error
+            with mutex:
+                counts["busy"] += 1
+            continue
         with mutex:
             counts["ok"] += sum(r.result == "ok" for r in res)
             counts["refused"] += sum(r.result != "ok" for r in res)
@@ -370,7 +403,8 @@ def _contention_worker(  # noqa: PLR0917 - a thread target
 
 
 def contention(pg_admin: str, workers: int, batches: int, pairs: int) -> None:
-    """8 writers on overlapping pieces: chain-head row lock vs SERIALIZABLE with retry, same work."""
+    """``workers`` writers on overlapping pieces: chain-head row lock vs SERIALIZABLE with retry
+    (back-off with jitter until the deadline), same work; retries per 1,000 commands applied."""
     import threading
 
     from ledger.api import Ledger
@@ -425,7 +459,7 @@ def contention(pg_admin: str, workers: int, batches: int, pairs: int) -> None:
                 ]
             led.apply(setup)
             led.close()
-            counts = {"ok": 0, "refused": 0, "retries": 0}
+            counts = {"ok": 0, "refused": 0, "retries": 0, "busy": 0}
             mutex = threading.Lock()
 
             threads = [
@@ -443,11 +477,13 @@ def contention(pg_admin: str, workers: int, batches: int, pairs: int) -> None:
             check = Ledger.open(url, migrate_schema=False)
             ok = check.verify().ok
             check.close()
+            done = counts["ok"] + counts["refused"]
             print(
                 f"contention[{mode}]: {workers} workers x {batches} batches x {2 * pairs} commands in "
-                f"{elapsed:.2f}s = {(counts['ok'] + counts['refused']) / elapsed:,.0f} commands/s; "
+                f"{elapsed:.2f}s = {done / elapsed:,.0f} commands/s; "
                 f"ok={counts['ok']} refused={counts['refused']} retries={counts['retries']} "
-                f"verify={'ok' if ok else 'FAILED'}"
+                f"({1000 * counts['retries'] / max(done, 1):.0f} per 1,000 commands) "
+                f"ledger_busy={counts['busy']} verify={'ok' if ok else 'FAILED'}"
             )
         finally:
             _pg_drop(pg_admin, f"cvhub_bench_cont_{tag}")
@@ -460,14 +496,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
     ap.add_argument("--profile", action="store_true", help="cProfile the ledger run")
     ap.add_argument(
+        "--keep",
+        type=Path,
+        metavar="PATH",
+        help="SQLite: keep a copy of the benchmark ledger at PATH (e.g. to time `cvhub ledger verify`)",
+    )
+    ap.add_argument(
         "--contention",
         action="store_true",
-        help="instead: 8 PostgreSQL writers on overlapping pieces, row lock vs SERIALIZABLE+retry",
+        help="instead: PostgreSQL writers on overlapping pieces, row lock vs SERIALIZABLE+retry",
     )
+    ap.add_argument("--workers", type=int, default=16, help="with --contention: concurrent writers")
     args = ap.parse_args(argv)
     pg_admin = os.environ.get("CVHUB_BENCH_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
     if args.contention:
-        contention(pg_admin, workers=8, batches=40, pairs=5)
+        contention(pg_admin, workers=args.workers, batches=40, pairs=5)
         return 0
     cmds = list(commands(args.vouchers))
     print(f"workload: {len(cmds):,} commands, batches of {args.batch}")
@@ -475,7 +518,7 @@ def main(argv: list[str] | None = None) -> int:
     ratios = {}
     for kind in kinds:
         print(f"[{kind}]")
-        ratios[kind] = bench_one(kind, cmds, args.batch, pg_admin, args.profile)
+        ratios[kind] = bench_one(kind, cmds, args.batch, pg_admin, args.profile, keep=args.keep)
     for kind, r in ratios.items():
         print(f"ledger[{kind}] ratio={r:.2f}")
     return 0

@@ -1,7 +1,8 @@
 """One error hierarchy for every connector, classified by what the caller should do.
 
 - ``RetriableError``: try again later, the same request is safe to repeat (timeouts before
-  anything was sent, 5xx, 429, dropped connections on reads).
+  anything was sent, 5xx, 429, dropped connections on reads, a read past its deadline); a
+  listing that hit its per-run bound (``PaginationLimit``) resumes from the saved cursor.
 - ``FatalError``: do not retry; a person or a fix is needed (4xx, SOAP faults, validation,
   configuration, host key refusal).
 - ``OutcomeUnknown``: a state-changing request (payment, financing, registration) may or may not
@@ -41,6 +42,30 @@ class ConnectorTimeout(RetriableError):
     """No answer in time, for a request that is safe to repeat (a read or a query)."""
 
 
+class DeadlineExceeded(ConnectorTimeout):
+    """The call's total deadline (connect + send + the whole answer) passed before it finished,
+    for a call that is safe to repeat. A state-changing call that may have been applied raises
+    ``OutcomeUnknown`` instead (its ``deadline`` attribute is set)."""
+
+    def __init__(self, message: str, *, deadline: float, **kw: str | None) -> None:
+        self.deadline = deadline
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
+class PaginationLimit(RetriableError):
+    """A listing reached its per-run bound (``pages`` or ``records``) before the server said it
+    was done. Everything delivered so far is good; ``cursor`` is where the next run resumes
+    (persist the cursor of the last page processed, as after any page). Retrying the same run
+    from the same start would hit the same bound: resume from the saved cursor instead."""
+
+    def __init__(self, message: str, *, pages: int, records: int, cursor: str | None,
+                 **kw: str | None) -> None:
+        self.pages = pages
+        self.records = records
+        self.cursor = cursor
+        super().__init__(message, **kw)  # type: ignore[arg-type]
+
+
 class ConnectionDropped(RetriableError):
     """The connection failed or was reset before a complete answer arrived."""
 
@@ -62,9 +87,15 @@ class RateLimited(RetriableError):
 
 
 class OutcomeUnknown(ConnectorError):
-    """A state-changing request was sent and no answer came back: resolve by query, not by resend."""
+    """A state-changing request was sent and no usable answer came back (lost, cut off, past the
+    deadline, unreadable): resolve by query, not by resend. ``deadline`` is set (seconds) when the
+    call's deadline is what ended it."""
 
     retriable = False
+
+    def __init__(self, message: str, *, deadline: float | None = None, **kw: str | None) -> None:
+        self.deadline = deadline
+        super().__init__(message, **kw)  # type: ignore[arg-type]
 
 
 class ClientError(FatalError):

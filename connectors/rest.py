@@ -1,6 +1,10 @@
 """REST transport: one careful HTTP client that every REST system connector builds on.
 
 What it guarantees, per call:
+- a total ``deadline`` (connect + send + the whole answer, retries and backoff included), enforced
+  by a watchdog that shuts the socket (``connectors.deadline``): a server that drips its answer or
+  its headers cannot hold a worker. Past it a read raises ``DeadlineExceeded`` (retriable) naming
+  the call's ref, and a POST that may have been applied raises ``OutcomeUnknown``;
 - a (connect, read) timeout on every request; TLS verification always on (a private CA bundle may
   be given, ``verify=False`` is not offered); plain ``http://`` only to loopback hosts;
 - retries with exponential backoff and jitter, bounded, ONLY where repeating is safe:
@@ -12,6 +16,13 @@ What it guarantees, per call:
 - a POST whose answer is lost after it was sent (read timeout, connection dropped) raises
   ``OutcomeUnknown`` and is NOT retried here: the system connector queries by the original
   serial and resends under the same serial/key only if the server never saw it;
+- every 2xx answer decoded strictly as JSON by the transport (``connectors.strict_json``): a JSON
+  media type, size and nesting depth checked before parsing, duplicate keys refused, numbers
+  exact (``int``/``Decimal``, never ``float``); an unreadable answer is ``ValidationFailed`` for a
+  read and ``OutcomeUnknown`` for a POST (it may have been applied). Nothing but connector
+  errors leaves a call: no ``RecursionError``, ``UnicodeDecodeError`` or ``ValueError``;
+- cursor pagination bounded per run (``max_pages``, ``max_records``): hitting a bound raises
+  ``PaginationLimit`` after the last whole page, whose cursor the caller keeps to resume;
 - HMAC-SHA256 request signing where a system requires it (``HmacSigner``: method, path+query,
   timestamp and body hash, sent with the key id);
 - every request and response archived raw (with SHA-256) via ``connectors.archive.Archive``
@@ -28,6 +39,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import http.client
 import ipaddress
 import json
 import logging
@@ -48,20 +60,24 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 
 from canonical.clock import SYSTEM_CLOCK
 from connectors.archive import Archive
+from connectors.deadline import Deadline, HttpCallGuard, guard_session, http_call
 from connectors.errors import (
     ClientError,
     ConfigurationError,
     ConnectionDropped,
     ConnectorError,
     ConnectorTimeout,
+    DeadlineExceeded,
     FatalError,
     NotFound,
     OutcomeUnknown,
+    PaginationLimit,
     RateLimited,
     RetriableError,
     ServerError,
     ValidationFailed,
 )
+from connectors.strict_json import JsonRefused, charset_of, decode_json, is_json_media_type
 
 log = logging.getLogger("cvhub.connectors.rest")
 
@@ -86,13 +102,19 @@ def is_secret_header(name: str) -> bool:
     return n in _SECRET_HEADER_NAMES or any(w in n for w in _SECRET_HEADER_WORDS)
 
 
-def _is_loopback_host(host: str) -> bool:
+def is_loopback_host(host: str) -> bool:
+    """``localhost`` or a loopback address (127.0.0.0/8, ::1): where plain http is tolerated."""
+    host = host.strip("[]").lower()
     if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+_is_loopback_host = is_loopback_host
+MAX_CURSOR_CHARS = 2048
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -174,6 +196,10 @@ class RestConfig:
     max_attempts: total attempts for retriable failures (>= 1).
     backoff_initial / backoff_max: exponential backoff bounds in seconds (full jitter on top).
     retry_after_cap: longest ``Retry-After`` slept in-process; above it ``RateLimited`` is raised.
+    deadline: seconds one call may take in all (connect + send + whole answer, every attempt and
+        backoff included); enforced by a watchdog, not per read.
+    max_pages / max_records: per-run bounds of one ``paginate`` (``PaginationLimit`` when hit).
+    max_json_depth: deepest JSON nesting accepted in an answer.
     """
 
     system: str
@@ -191,6 +217,10 @@ class RestConfig:
     signer: HmacSigner | None = field(default=None, repr=False)
     user_agent: str = "cvhub-connector/0.1"
     max_response_bytes: int = 32 * 1024 * 1024
+    deadline: float = 120.0
+    max_pages: int = 1000
+    max_records: int = 250_000
+    max_json_depth: int = 64
 
     def __post_init__(self) -> None:
         def bad(msg: str) -> ConfigurationError:
@@ -223,6 +253,12 @@ class RestConfig:
             raise bad(f"ca_bundle {self.ca_bundle!r} is not a file")
         if self.max_response_bytes <= 0:
             raise bad("max_response_bytes must be positive")
+        if not self.deadline > 0:
+            raise bad("deadline must be positive (every call has a total deadline)")
+        if self.max_pages < 1 or self.max_records < 1:
+            raise bad("max_pages and max_records must be at least 1")
+        if not 1 <= self.max_json_depth <= 512:
+            raise bad("max_json_depth must be within 1..512")
 
     def secret_values(self) -> list[str]:
         values = [self.bearer_token, self.api_key, self.signer.secret if self.signer else None]
@@ -231,22 +267,47 @@ class RestConfig:
 
 # --- responses ----------------------------------------------------------------------------------
 
+_NOT_DECODED: Any = object()
+
+
+def decode_answer(headers: Mapping[str, str], body: bytes, *, max_depth: int, max_bytes: int) -> Any:
+    """A response body as strict JSON: a declared ``Content-Type`` must be a JSON media type (a
+    missing one is tolerated, the bytes must still be JSON), its charset UTF-8 or the GB family;
+    then ``connectors.strict_json.decode_json``. ``JsonRefused`` with the reason otherwise."""
+    ctype = headers.get("Content-Type")
+    if ctype is not None and not is_json_media_type(ctype):
+        raise JsonRefused(f"content type {ctype.split(';', 1)[0].strip()[:60]!r} is not JSON")
+    return decode_json(body, charset=charset_of(ctype), max_depth=max_depth, max_bytes=max_bytes)
+
 
 @dataclass(frozen=True, slots=True)
 class RestResponse:
-    """A response as received (already archived): status, headers, raw body and archive hashes."""
+    """A response as received (already archived): status, headers, raw body and archive hashes.
+
+    ``json()`` is the body as decoded by the transport (strict: see ``decode_answer``), or
+    ``ValidationFailed`` naming the archived hash when there is nothing acceptable to decode.
+    """
 
     status: int
     headers: Mapping[str, str]
     body: bytes
     request_sha256: str
     response_sha256: str
+    system: str = "rest"
+    operation: str = "?"
+    ref: str | None = None
+    decoded: Any = field(default=_NOT_DECODED, repr=False, compare=False)
+    max_json_depth: int = 64
 
     def json(self) -> Any:
+        if self.decoded is not _NOT_DECODED:
+            return self.decoded
         try:
-            return json.loads(self.body)
-        except ValueError as e:
-            raise ValueError(f"response body is not JSON (sha256 {self.response_sha256})") from e
+            return decode_answer(self.headers, self.body, max_depth=self.max_json_depth,
+                                 max_bytes=max(len(self.body), 1))
+        except JsonRefused as e:
+            raise ValidationFailed(f"response refused: {e.reason} (sha256 {self.response_sha256})",
+                                   system=self.system, operation=self.operation, ref=self.ref) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +338,7 @@ class RestClient:
         self.config = config
         self.archive = archive
         self._sleep = sleep
-        self._session = session or requests.Session()
+        self._session = guard_session(session or requests.Session())  # sockets watched per call deadline
         self._session.trust_env = False  # no proxies or netrc credentials picked up from the environment
         self._secrets = [s.encode() for s in config.secret_values()]
 
@@ -325,45 +386,74 @@ class RestClient:
         cursor_param: str = "cursor",
         items_field: str = "items",
         next_cursor_field: str = "next_cursor",
-        max_pages: int = 1_000_000,
+        max_pages: int | None = None,
+        max_records: int | None = None,
     ) -> Iterator[Page]:
         """Follow a cursor to the end: yield each page until the server returns no next cursor.
 
-        A cursor that repeats is a server bug that would loop forever: ``ValidationFailed``.
+        Bounded per run by ``max_pages`` and ``max_records`` (default: the config's): once a
+        page brings the run to a bound and the server still has a next cursor, ``PaginationLimit``
+        is raised after that page was yielded (``.cursor`` is the next cursor): everything
+        yielded is good, persist the last page's position and resume from it on the next run.
+        A cursor that repeats is a server bug that would loop forever: ``ValidationFailed``; so is
+        a next cursor that is not a non-empty string of at most 2,048 printable characters.
         """
+        cfg = self.config
+        page_bound = cfg.max_pages if max_pages is None else max_pages
+        record_bound = cfg.max_records if max_records is None else max_records
         seen: set[str] = set()
         query = dict(params or {})
-        for number in range(1, max_pages + 1):
+        records = 0
+        number = 0
+        while True:
+            number += 1
             resp = self.get(path, operation=operation, ref=query.get(cursor_param), params=query)
-            body = self._json_object(resp, operation)
+            body = self._json_object(resp, operation, query.get(cursor_param))
             items = body.get(items_field)
             if not isinstance(items, list):
                 raise ValidationFailed(
                     f"page {number}: field {items_field!r} is not a list",
-                    system=self.config.system,
+                    system=cfg.system,
                     operation=operation,
                     ref=query.get(cursor_param),
                 )
             nxt = body.get(next_cursor_field)
-            yield Page(number, items, body, nxt if isinstance(nxt, str) and nxt else None, resp)
+            if nxt is not None and nxt != "" and not _good_cursor(nxt):
+                raise ValidationFailed(
+                    f"page {number}: {next_cursor_field!r} is not a usable cursor "
+                    f"(a string of 1..{MAX_CURSOR_CHARS} printable characters)",
+                    system=cfg.system,
+                    operation=operation,
+                    ref=resp.response_sha256,
+                )
+            records += len(items)
+            yield Page(number, items, body, nxt or None, resp)
             if not nxt:
                 return
             if nxt in seen:
                 raise ValidationFailed(
-                    f"cursor {nxt!r} repeated at page {number}: pagination loop",
-                    system=self.config.system,
+                    f"cursor {nxt[:80]!r} repeated at page {number}: pagination loop",
+                    system=cfg.system,
                     operation=operation,
-                    ref=nxt,
+                    ref=nxt[:80],
                 )
             seen.add(nxt)
             query[cursor_param] = nxt
-        raise ValidationFailed(f"more than {max_pages} pages", system=self.config.system, operation=operation)
+            if number >= page_bound or records >= record_bound:
+                raise PaginationLimit(
+                    f"stopped after {number} pages and {records} records in this run "
+                    f"(bounds: max_pages={page_bound}, max_records={record_bound}); the server has more: "
+                    "keep the last page's cursor and resume from it on the next run",
+                    pages=number,
+                    records=records,
+                    cursor=nxt,
+                    system=cfg.system,
+                    operation=operation,
+                    ref=nxt[:80],
+                )
 
     def _json_object(self, resp: RestResponse, operation: str, ref: str | None = None) -> dict[str, Any]:
-        try:
-            body = resp.json()
-        except ValueError as e:
-            raise ValidationFailed(str(e), system=self.config.system, operation=operation, ref=ref) from e
+        body = resp.json()
         if not isinstance(body, dict):
             raise ValidationFailed(
                 f"expected a JSON object (sha256 {resp.response_sha256})",
@@ -390,6 +480,7 @@ class RestClient:
         extra_headers: Mapping[str, str] | None = None,
     ) -> RestResponse:
         cfg = self.config
+        deadline = Deadline(cfg.deadline)
         attempts = 0
 
         def attempt() -> RestResponse:
@@ -404,6 +495,7 @@ class RestClient:
                 body=body,
                 extra_headers=extra_headers or {},
                 attempt=attempts,
+                deadline=deadline,
             )
 
         def should_retry(exc: BaseException) -> bool:
@@ -413,15 +505,23 @@ class RestClient:
                 and exc.retry_after > cfg.retry_after_cap
             ):
                 return False  # too long to hold a worker: let the scheduler come back later
+            if isinstance(exc, DeadlineExceeded):
+                return False  # the call's time is spent
             return isinstance(exc, RetriableError)
 
         def wait(state: RetryCallState) -> float:
             exc = state.outcome.exception() if state.outcome else None
             if isinstance(exc, RateLimited) and exc.retry_after is not None:
-                delay = exc.retry_after
-            else:
-                ceiling = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (state.attempt_number - 1))
-                delay = ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+                return exc.retry_after
+            ceiling = min(cfg.backoff_max, cfg.backoff_initial * 2 ** (state.attempt_number - 1))
+            return ceiling * (0.5 + random.random() / 2)  # noqa: S311 - jitter, not cryptography
+
+        def out_of_time(state: RetryCallState) -> bool:
+            # a wait that would end past the deadline is not slept: the last error is raised now
+            return state.upcoming_sleep >= deadline.remaining()
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
             log.info(
                 "%s.%s [%s] attempt %d failed (%s); retrying in %.2fs",
                 cfg.system,
@@ -429,15 +529,15 @@ class RestClient:
                 ref or "-",
                 state.attempt_number,
                 type(exc).__name__,
-                delay,
+                state.upcoming_sleep,
             )
-            return delay
 
         retrying = Retrying(
-            stop=stop_after_attempt(cfg.max_attempts),
+            stop=stop_after_attempt(cfg.max_attempts) | out_of_time,
             wait=wait,
             retry=retry_if_exception(should_retry),
             sleep=self._sleep,
+            before_sleep=before_sleep,
             reraise=True,
         )
         return retrying(attempt)
@@ -482,6 +582,7 @@ class RestClient:
         body: bytes,
         extra_headers: Mapping[str, str],
         attempt: int,
+        deadline: Deadline,
     ) -> RestResponse:
         cfg = self.config
         headers = {"Accept": "application/json", "User-Agent": cfg.user_agent, **extra_headers}
@@ -490,12 +591,17 @@ class RestClient:
         if cfg.api_key:
             headers[cfg.api_key_header] = cfg.api_key
         url = cfg.base_url.rstrip("/") + "/" + path.lstrip("/")
+        where: dict[str, Any] = dict(system=cfg.system, operation=operation, ref=ref)
+        safe = method in SAFE_METHODS
+        if deadline.expired:
+            raise DeadlineExceeded(
+                f"deadline of {cfg.deadline:g}s spent before attempt {attempt} (nothing sent)",
+                deadline=cfg.deadline, **where)
         prepared = self._session.prepare_request(
             requests.Request(method, url, headers=headers, params=dict(params or {}), data=body or None)
         )
         if cfg.signer is not None:
             prepared.headers.update(cfg.signer.headers(method, prepared.path_url, body))
-        where: dict[str, Any] = dict(system=cfg.system, operation=operation, ref=ref)
         meta = {"method": method, "path": urlsplit(prepared.url or "").path, "attempt": str(attempt)}
         req_sha = self._archive(
             f"{method} {prepared.path_url} HTTP/1.1",
@@ -509,44 +615,25 @@ class RestClient:
         log.debug(
             "%s %s %s.%s [%s] attempt %d", method, meta["path"], cfg.system, operation, ref or "-", attempt
         )
-        safe = method in SAFE_METHODS
         opened: requests.Response | None = None
-        try:
-            resp = opened = self._session.send(
-                prepared,
-                timeout=(cfg.connect_timeout, cfg.read_timeout),
-                verify=cfg.ca_bundle or True,
-                allow_redirects=False,
-                stream=True,
-            )
-            content = _read_capped(resp, cfg.max_response_bytes)
-        except requests.exceptions.SSLError as e:
-            raise FatalError(f"TLS verification failed: {type(e).__name__}", **where) from e
-        except requests.exceptions.ConnectTimeout as e:
-            raise ConnectorTimeout(
-                f"no connection within {cfg.connect_timeout}s (nothing sent)", **where
-            ) from e
-        except requests.exceptions.ReadTimeout as e:
-            if safe:
-                raise ConnectorTimeout(f"no answer within {cfg.read_timeout}s", **where) from e
-            raise OutcomeUnknown(
-                f"{method} sent, no answer within {cfg.read_timeout}s: query by serial before any resend",
-                **where,
-            ) from e
-        except (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError) as e:
-            if safe or _nothing_sent(e):
-                raise ConnectionDropped(f"connection failed: {_short(e)}", **where) from e
-            raise OutcomeUnknown(
-                f"{method} sent, connection dropped before the answer: query by serial before any resend",
-                **where,
-            ) from e
-        except requests.exceptions.InvalidURL as e:
-            raise ConfigurationError(f"invalid URL: {_short(e)}", **where) from e
-        except requests.exceptions.RequestException as e:
-            raise FatalError(f"request failed: {type(e).__name__}", **where) from e
-        finally:
-            if opened is not None:
-                opened.close()  # streamed: give the connection back (or drop an oversized one)
+        with http_call(deadline) as guard:
+            try:
+                resp = opened = self._session.send(
+                    prepared,
+                    timeout=(deadline.cap(cfg.connect_timeout), deadline.cap(cfg.read_timeout)),
+                    verify=cfg.ca_bundle or True,
+                    allow_redirects=False,
+                    stream=True,
+                )
+                content = _read_capped(resp, cfg.max_response_bytes)
+            except (requests.exceptions.RequestException, OSError, ValueError,
+                    http.client.HTTPException, urllib3.exceptions.HTTPError) as e:
+                raise self._transport_error(e, method, guard, **where) from e
+            finally:
+                if opened is not None:
+                    opened.close()  # streamed: give the connection back (or drop an oversized one)
+            if guard.fired.is_set():  # the answer may look complete but was cut off at the deadline
+                raise self._past_deadline(method, guard, **where)
         resp_headers = CaseInsensitiveDict(resp.headers)
         if content is None:
             msg = f"response larger than {cfg.max_response_bytes} bytes refused (HTTP {resp.status_code})"
@@ -563,9 +650,78 @@ class RestClient:
             ref=ref,
             meta={**meta, "status": str(resp.status_code), "request_sha256": req_sha},
         )
-        result = RestResponse(resp.status_code, resp_headers, content, req_sha, resp_sha)
+        result = RestResponse(resp.status_code, resp_headers, content, req_sha, resp_sha,
+                              system=cfg.system, operation=operation, ref=ref,
+                              max_json_depth=cfg.max_json_depth)
         self._raise_for_status(result, **where)
-        return result
+        if not content:
+            return result  # nothing to decode (204, or a POST acknowledged without a body)
+        try:
+            decoded = decode_answer(resp_headers, content, max_depth=cfg.max_json_depth,
+                                    max_bytes=cfg.max_response_bytes)
+        except JsonRefused as e:
+            msg = f"HTTP {resp.status_code} answer refused: {e.reason} (sha256 {resp_sha})"
+            log.warning("%s.%s [%s] %s", cfg.system, operation, ref or "-", msg)
+            if safe:
+                raise ValidationFailed(msg, **where) from None
+            raise OutcomeUnknown(f"{method} sent, {msg}: query by serial before any resend",
+                                 **where) from None
+        return RestResponse(resp.status_code, resp_headers, content, req_sha, resp_sha,
+                            system=cfg.system, operation=operation, ref=ref, decoded=decoded,
+                            max_json_depth=cfg.max_json_depth)
+
+    def _past_deadline(self, method: str, guard: HttpCallGuard, *, system: str, operation: str,
+                       ref: str | None) -> ConnectorError:
+        seconds = guard.deadline.seconds
+        where: dict[str, Any] = dict(system=system, operation=operation, ref=ref)
+        if method in SAFE_METHODS or not guard.sent:
+            state = "nothing sent" if not guard.sent else "no complete answer"
+            return DeadlineExceeded(f"{method} did not finish within its deadline of {seconds:g}s ({state})",
+                                    deadline=seconds, **where)
+        return OutcomeUnknown(f"{method} sent, no complete answer within the deadline of {seconds:g}s: "
+                              "query by serial before any resend", deadline=seconds, **where)
+
+    def _transport_error(self, e: BaseException, method: str, guard: HttpCallGuard, *, system: str,
+                         operation: str, ref: str | None) -> ConnectorError:
+        """Map a failure of sending or receiving onto the connector error tree."""
+        cfg = self.config
+        where: dict[str, Any] = dict(system=system, operation=operation, ref=ref)
+        safe = method in SAFE_METHODS
+        if guard.fired.is_set():
+            return self._past_deadline(method, guard, **where)
+        if isinstance(e, requests.exceptions.SSLError):
+            return FatalError(f"TLS verification failed: {type(e).__name__}", **where)
+        if isinstance(e, requests.exceptions.ConnectTimeout):
+            return ConnectorTimeout(f"no connection within {cfg.connect_timeout}s (nothing sent)", **where)
+        headers_problem = header_problem(e)
+        if headers_problem:
+            msg = f"response headers refused: {headers_problem}"
+            if safe or not guard.sent:
+                return ValidationFailed(msg, **where)
+            return OutcomeUnknown(f"{method} sent, {msg}: query by serial before any resend", **where)
+        if isinstance(e, requests.exceptions.ReadTimeout):
+            if safe:
+                return ConnectorTimeout(f"no answer within {cfg.read_timeout}s", **where)
+            return OutcomeUnknown(
+                f"{method} sent, no answer within {cfg.read_timeout}s: query by serial before any resend",
+                **where,
+            )
+        if isinstance(e, requests.exceptions.InvalidURL):
+            return ConfigurationError(f"invalid URL: {_short(e)}", **where)
+        if isinstance(e, (requests.exceptions.ConnectionError, requests.exceptions.ChunkedEncodingError,
+                          requests.exceptions.ContentDecodingError, OSError, http.client.HTTPException,
+                          urllib3.exceptions.HTTPError)):
+            if safe or not guard.sent or _nothing_sent(e):
+                return ConnectionDropped(f"connection failed or answer cut off: {_short(e)}", **where)
+            return OutcomeUnknown(
+                f"{method} sent, connection dropped before the whole answer: query by serial "
+                "before any resend",
+                **where,
+            )
+        if safe or not guard.sent:
+            return FatalError(f"request failed: {type(e).__name__}", **where)
+        return OutcomeUnknown(f"{method} sent, request failed ({type(e).__name__}): query by serial "
+                              "before any resend", **where)
 
     def _raise_for_status(self, resp: RestResponse, *, system: str, operation: str, ref: str | None) -> None:
         status = resp.status
@@ -602,6 +758,27 @@ def _read_capped(resp: requests.Response, limit: int) -> bytes | None:
     return b"".join(parts)
 
 
+def header_problem(exc: BaseException) -> str | None:
+    """What was wrong with the answer's header block, when that is what ended the call: a line
+    over http.client's 64 KiB or more than its 100 header lines."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, http.client.LineTooLong):
+            return "a header or status line is too long"
+        if isinstance(current, http.client.HTTPException) and "headers" in str(current):
+            return str(current)[:80]
+        nxt = next((a for a in current.args if isinstance(a, BaseException)), None)
+        current = nxt or current.__cause__ or current.__context__
+    return None
+
+
+def _good_cursor(value: object) -> bool:
+    return (isinstance(value, str) and 0 < len(value) <= MAX_CURSOR_CHARS
+            and value.isprintable())
+
+
 def _nothing_sent(exc: BaseException) -> bool:
     """True when the request certainly never left: the connection itself could not be made."""
     seen: set[int] = set()
@@ -623,10 +800,10 @@ def _short(exc: BaseException) -> str:
 
 
 def _error_detail(resp: RestResponse) -> str:
-    """``: code message`` from a JSON error body (truncated), or empty."""
+    """``: code message`` from a JSON error body (truncated), or empty; never raises."""
     try:
-        body = json.loads(resp.body)
-    except ValueError:
+        body = decode_json(resp.body, max_depth=16, max_bytes=64 * 1024)
+    except JsonRefused:
         return ""
     if not isinstance(body, dict):
         return ""
@@ -645,6 +822,8 @@ __all__ = [
     "RestClient",
     "RestConfig",
     "RestResponse",
+    "decode_answer",
+    "is_loopback_host",
     "is_secret_header",
     "parse_retry_after",
     "path_segment",

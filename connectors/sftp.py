@@ -7,7 +7,11 @@ What it guarantees, per endpoint (``SftpSettings``):
   added to a known_hosts file, and the negotiated host key type is restricted to the pinned types.
 - **Key authentication only** (ed25519, ECDSA or RSA with SHA-2 signatures), no agent, no password.
 - **A timeout on every operation**: TCP connect, SSH banner/handshake, authentication, channel open,
-  and every SFTP request/read (the channel's socket timeout).
+  and every SFTP request/read (the channel's socket timeout); and a **total deadline per
+  operation** (``deadline``: one listing, one download, one upload...; a connect gets at most
+  connect + auth + op timeouts), enforced by a watchdog that closes the SSH transport, so a
+  server that answers every request just in time (slowloris) cannot hold a worker: past it the
+  operation raises ``DeadlineExceeded`` (retriable) and the session is closed.
 - **Legacy algorithms only by opt-in** (``allow_legacy_algorithms``): CBC ciphers and SHA-1/MD5 MACs
   are disabled by default. (paramiko 5 has dropped ``ssh-rsa`` SHA-1 signatures and SHA-1 key
   exchange altogether, so a server offering only those cannot be reached even with the opt-in.)
@@ -15,7 +19,8 @@ What it guarantees, per endpoint (``SftpSettings``):
   bytes in flight (memory bound = their product) and uploads likewise; this bypasses paramiko's
   ``prefetch()``, which either issues every read of the file at once (unbounded memory) or, when
   bounded, polls with a sleep (its issue #2455: 56 s instead of 2 s for 256 MB).
-- **Atomic files**: uploads go to a hidden ``.NAME.<token>.part`` and are renamed into place
+- **Atomic files**: uploads go to a hidden ``.NAME.<token>.part`` (a hash of the name instead
+  when that would pass 255 bytes) and are renamed into place
   (``posix-rename@openssh.com`` where supported); downloads go to a local temporary file, are checked
   for size and SHA-256 (against the remote size and, when the endpoint publishes one, a ``.sha256``
   sidecar) and only then renamed into place; on any failure nothing is left under the final name.
@@ -24,7 +29,13 @@ What it guarantees, per endpoint (``SftpSettings``):
   (``completeness="stable"``). Hidden names and ``.part``/``.tmp`` names are never picked up.
 - **Never twice**: ``fetch_new`` claims each file in the ``ProcessedFiles`` record, archives it raw,
   hands it to the caller's handler and commits; see ``connectors.sftp_record``.
-- **Remote names validated**: no path separators, no ``.``/``..``, no control characters.
+- **Remote names validated**: no path separators, no ``.``/``..``, no control or invisible
+  characters, not blank, no leading/trailing whitespace, at most 255 bytes. A listed file with
+  such a name is never touched: ``fetch_new`` reports it with the reason and quarantines it in the
+  processed-file record (``failed``), and the other files of the endpoint flow.
+- **Local trouble is typed**: a local file the filesystem refuses (``LocalFileRefused``, that file
+  is quarantined, the run goes on) or a local store that cannot take files now
+  (``LocalStorageFailed``, retriable: disk full, read-only); no raw ``OSError`` leaves.
 
 Errors come from ``connectors.errors`` and name system, operation and file. Secrets (the private
 key and its passphrase) never appear in logs, reprs or error messages.
@@ -49,7 +60,7 @@ import time
 import unicodedata
 import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -71,11 +82,13 @@ from paramiko.sftp import (
 from paramiko.sftp_client import int64
 
 from connectors.archive import Archive, ArchivedItem
+from connectors.deadline import Deadline, watchdog
 from connectors.errors import (
     ConfigurationError,
     ConnectionDropped,
     ConnectorError,
     ConnectorTimeout,
+    DeadlineExceeded,
     FatalError,
     HostKeyRefused,
     IntegrityError,
@@ -119,6 +132,20 @@ class NoCommonAlgorithm(FatalError):
 
 class InvalidRemoteName(FatalError):
     """A remote file name that could escape its directory or smuggle control characters."""
+
+
+class LocalFileRefused(FatalError):
+    """The local filesystem refused this one file (a directory in the way, a name it cannot hold):
+    the file is quarantined, the other files flow."""
+
+
+class LocalStorageFailed(RetriableError):
+    """The local side cannot store files right now (disk full, read-only, no permission)."""
+
+
+#: errno values that concern one file, not the local store as a whole
+_PER_FILE_ERRNOS = frozenset({errno.ENAMETOOLONG, errno.EISDIR, errno.ENOTDIR, errno.EEXIST, errno.EINVAL,
+                              errno.EILSEQ, errno.ENOTEMPTY})
 
 
 # --- settings -----------------------------------------------------------------------------------
@@ -206,6 +233,8 @@ class SftpSettings:
         "marker").
     connect_timeout: TCP connect + SSH banner + key exchange; auth_timeout: authentication;
     op_timeout: channel open and every single SFTP request or read.
+    deadline: the most one operation may take in all (a listing, one download or upload with its
+        sidecar and marker); a connect is bounded by connect + auth + op timeouts, or this if less.
     allow_legacy_algorithms: explicit per-endpoint opt-in to CBC ciphers and SHA-1/MD5 MACs.
     prefetch_requests, request_size: the bounded pipeline (reads/writes in flight x bytes each).
     window_size: the SSH channel window (bytes the server may send before we acknowledge).
@@ -228,6 +257,7 @@ class SftpSettings:
     connect_timeout: float = 10.0
     auth_timeout: float = 15.0
     op_timeout: float = 30.0
+    deadline: float = 600.0
     allow_legacy_algorithms: bool = False
     prefetch_requests: int = 16
     request_size: int = 255 * 1024
@@ -253,7 +283,7 @@ class SftpSettings:
             raise bad("host, username and private_key are required")
         if self.completeness not in ("marker", "stable"):
             raise bad(f"completeness must be 'marker' or 'stable', not {self.completeness!r}")
-        for name in ("connect_timeout", "auth_timeout", "op_timeout"):
+        for name in ("connect_timeout", "auth_timeout", "op_timeout", "deadline"):
             if not getattr(self, name) > 0:
                 raise bad(f"{name} must be > 0")
         if not (1 <= self.prefetch_requests <= 256):
@@ -288,11 +318,45 @@ def validate_remote_name(name: str, *, system: str = "sftp", operation: str = "n
         # C1 controls, bidi overrides, zero-width characters, line separators and undecodable
         # bytes (surrogates): names that display as something else or split log lines
         problem = "invisible, format or undecodable characters are not allowed"
+    elif not name.strip():
+        problem = "blank name (only whitespace)"
+    elif name != name.strip():
+        # "report.csv " and " report.csv" look like "report.csv" in every listing and log
+        problem = "leading or trailing whitespace is not allowed"
     elif len(name.encode("utf-8", "surrogateescape")) > 255:
         problem = "longer than 255 bytes"
     if problem:
         raise InvalidRemoteName(problem, system=system, operation=operation, ref=repr(name)[:80])
     return name
+
+
+def _name_digest(name: str) -> str:
+    return hashlib.sha256(name.encode("utf-8", "surrogateescape")).hexdigest()
+
+
+def local_temp_name(name: str) -> str:
+    """The local temporary name of a download of ``name``: hidden, 43 bytes whatever the name."""
+    return f".{_name_digest(name)[:24]}.{uuid.uuid4().hex[:12]}.part"
+
+
+def remote_temp_name(name: str) -> str:
+    """The remote temporary name of an upload of ``name``: ``.NAME.<token>.part`` while that fits
+    in 255 bytes (readable in the server's listing), else a hash of the name in its place."""
+    token = uuid.uuid4().hex[:12]
+    readable = f".{name}.{token}.part"
+    if len(readable.encode("utf-8", "surrogateescape")) <= 255:
+        return readable
+    return f".{_name_digest(name)[:24]}.{token}.part"
+
+
+def record_name(name: str) -> str:
+    """A rejected remote name as it is kept in the processed-file record: printable ASCII
+    (control characters, NUL and undecodable bytes escaped), at most 200 characters (a long one
+    keeps its start and a hash of the whole)."""
+    text = ascii(name)[1:-1]
+    if len(text) > 200:
+        text = text[:160] + "~" + _name_digest(name)[:32]
+    return text
 
 
 def is_in_flight_name(name: str) -> bool:
@@ -362,6 +426,17 @@ class FetchedFile:
         return self.local.path.read_bytes()
 
 
+@dataclass(frozen=True, slots=True)
+class RejectedName:
+    """A listed file whose name was refused (never opened): the name, why, and the listed size and
+    mtime (the key under which it is quarantined in the processed-file record)."""
+
+    name: str
+    reason: str
+    size: int = 0
+    mtime: int = 0
+
+
 @dataclass
 class FetchReport:
     """Outcome of one ``fetch_new`` run: nothing is silently skipped."""
@@ -372,6 +447,7 @@ class FetchReport:
     busy: list[str] = field(default_factory=list)              # claimed by another worker right now
     failed: list[tuple[str, ConnectorError | Exception]] = field(default_factory=list)
     rejected_names: list[str] = field(default_factory=list)    # invalid names, never touched
+    rejected: list[RejectedName] = field(default_factory=list)  # the same, with the reason
 
 
 # --- pipelined transfer -------------------------------------------------------------------------
@@ -606,6 +682,9 @@ class SftpClient:
         self._sftp: paramiko.SFTPClient | None = None
         self._sleep: Callable[[float], None] = time.sleep  # the size-stability wait
         self.server_key_fingerprint: str | None = None
+        self._deadline: Deadline | None = None     # the running operation's, when one runs
+        self._expired = threading.Event()           # set by the watchdog when it ended one
+        self._op_generation = 0                     # which operation a (late) watchdog belongs to
 
     # -- errors
 
@@ -647,17 +726,56 @@ class SftpClient:
             return RetriableError(f"I/O error: {e}", system=s, operation=operation, ref=ref)
         return FatalError(f"{type(e).__name__}: {e}", system=s, operation=operation, ref=ref)
 
+    def _expire(self, generation: int) -> None:
+        """Watchdog: end the running operation by closing the SSH transport (wakes every read).
+        A watchdog that fires as its operation finishes must not end the next one."""
+        if generation != self._op_generation or self._deadline is None:
+            return
+        self._expired.set()
+        t = self._transport
+        if t is not None:
+            t.close()
+
     @contextmanager
-    def _op(self, operation: str, ref: str | None = None) -> Iterator[None]:
-        try:
-            yield
-        except ConnectorError:
-            raise
-        except Exception as e:
-            err = self._err(e, operation, ref)
-            if isinstance(err, (ConnectionDropped, ConnectorTimeout)):
-                self.close()  # the session is in an unknown state: never reuse it
-            raise err from e
+    def _op(self, operation: str, ref: str | None = None, *, seconds: float | None = None) -> Iterator[None]:
+        """One operation: failures mapped onto the connector errors, and (for the outermost one)
+        a total deadline of ``seconds`` (default ``settings.deadline``) kept by a watchdog."""
+        s = self.settings
+        with ExitStack() as stack:
+            if self._deadline is None:  # an operation inside another (connect) shares its deadline
+                self._deadline = Deadline(seconds or s.deadline)
+                self._expired.clear()
+                self._op_generation += 1
+                generation = self._op_generation
+                stack.callback(setattr, self, "_deadline", None)
+                stack.enter_context(watchdog(self._deadline, lambda: self._expire(generation)))
+            deadline = self._deadline
+            try:
+                yield
+            except DeadlineExceeded:
+                raise
+            except Exception as e:
+                if self._expired.is_set():
+                    self.close()
+                    raise DeadlineExceeded(
+                        f"{operation} did not finish within its deadline of {deadline.seconds:g}s",
+                        deadline=deadline.seconds, system=s.system, operation=operation, ref=ref) from e
+                if isinstance(e, ConnectorError):
+                    raise
+                err = self._err(e, operation, ref)
+                if isinstance(err, (ConnectionDropped, ConnectorTimeout)):
+                    self.close()  # the session is in an unknown state: never reuse it
+                raise err from e
+            if self._expired.is_set():  # finished as the watchdog fired: the transport is gone now
+                self.close()
+
+    def _local_error(self, e: OSError, operation: str, ref: str | None) -> ConnectorError:
+        """A failure of the local filesystem: about this one file, or about the store as a whole."""
+        s = self.settings
+        what = f"local {type(e).__name__} (errno {e.errno}): {e.strerror or 'failed'}"
+        if e.errno in _PER_FILE_ERRNOS:
+            return LocalFileRefused(what, system=s.system, operation=operation, ref=ref)
+        return LocalStorageFailed(what, system=s.system, operation=operation, ref=ref)
 
     # -- connection
 
@@ -669,7 +787,11 @@ class SftpClient:
         except (OSError, ValueError) as e:
             raise ConfigurationError(f"private key: {e}", system=s.system, operation="connect") from None
         try:
-            self._connect(pkey, ref)
+            # one deadline for the whole connect: a banner or handshake dripped byte by byte
+            # never trips a per-read timeout
+            with self._op("connect", ref, seconds=min(s.deadline,
+                                                      s.connect_timeout + s.auth_timeout + s.op_timeout)):
+                self._connect(pkey, ref)
         except BaseException:
             self.close()
             raise
@@ -717,7 +839,8 @@ class SftpClient:
                    ref: str) -> None:
         s = self.settings
         with self._op("connect", ref):
-            sock = socket.create_connection((s.host, s.port), timeout=s.connect_timeout)
+            limit = self._deadline.cap(s.connect_timeout) if self._deadline else s.connect_timeout
+            sock = socket.create_connection((s.host, s.port), timeout=limit)
             # Our read/write requests are small packets sent while data is in flight: without
             # NODELAY, Nagle holds them back and halves download throughput (measured).
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -773,11 +896,12 @@ class SftpClient:
         with self._op("list", remote_dir):
             return {a.filename: a for a in listdir_attr(self.sftp, remote_dir)}
 
-    def list_complete(self, remote_dir: str | None = None, *,
-                      rejected: list[str] | None = None) -> list[RemoteFile]:
+    def list_complete(self, remote_dir: str | None = None, *, rejected: list[str] | None = None,
+                      reasons: list[RejectedName] | None = None) -> list[RemoteFile]:
         """Complete, validly named regular files in ``remote_dir`` (default: the inbox), sorted by name.
 
-        Invalid names are not returned (they are appended to ``rejected`` if given, and logged).
+        Invalid names are not returned: they are logged and appended to ``rejected`` (the name)
+        and ``reasons`` (a ``RejectedName``) when given.
         """
         s = self.settings
         d = self._dir(remote_dir, s.inbox)
@@ -799,10 +923,13 @@ class SftpClient:
                 continue
             try:
                 validate_remote_name(name, system=s.system, operation="list")
-            except InvalidRemoteName:
-                log.warning("sftp %s: refusing remote name %r in %s", s.system, name[:80], d)
+            except InvalidRemoteName as e:
+                log.warning("sftp %s: refusing remote name %r in %s: %s", s.system, name[:80], d, e.message)
                 if rejected is not None:
                     rejected.append(name)
+                if reasons is not None:
+                    reasons.append(RejectedName(name, e.message, int(attr.st_size or 0),
+                                                int(attr.st_mtime or 0)))
                 continue
             if s.completeness == "marker" and name + s.done_suffix not in names:
                 continue  # in flight: no done-marker yet
@@ -843,13 +970,17 @@ class SftpClient:
         validate_remote_name(remote.name, system=s.system, operation="download")
         name = validate_remote_name(local_name or remote.name, system=s.system, operation="download")
         local_dir = Path(local_dir)
-        local_dir.mkdir(parents=True, exist_ok=True)
         final = local_dir / name
-        tmp = local_dir / f".{name}.{uuid.uuid4().hex[:12]}.part"
+        tmp = local_dir / local_temp_name(name)  # bounded: a 255-byte name has no room for suffixes
         h = hashlib.sha256()
         received = 0
         try:
-            with self._op("download", remote.path), open(tmp, "wb") as out:
+            local_dir.mkdir(parents=True, exist_ok=True)
+            out = open(tmp, "wb")  # noqa: SIM115 - closed by the with below
+        except OSError as e:
+            raise self._local_error(e, "download", remote.path) from e
+        try:
+            with self._op("download", remote.path), out:
                 def sink(data: bytes) -> None:
                     nonlocal received
                     received += len(data)
@@ -858,7 +989,10 @@ class SftpClient:
                                              "bytes listed", system=s.system, operation="download",
                                              ref=remote.path)
                     h.update(data)
-                    out.write(data)
+                    try:
+                        out.write(data)
+                    except OSError as e:
+                        raise self._local_error(e, "download", remote.path) from e
 
                 size = pipelined_read(self.sftp, remote.path, sink, window=s.prefetch_requests,
                                       request_size=s.request_size, size_hint=remote.size)
@@ -869,9 +1003,13 @@ class SftpClient:
             if remote.expected_sha256 and digest != remote.expected_sha256:
                 raise IntegrityError(f"SHA-256 mismatch: got {digest}, expected {remote.expected_sha256}",
                                      system=s.system, operation="download", ref=remote.path)
-            os.replace(tmp, final)
+            try:
+                os.replace(tmp, final)
+            except OSError as e:
+                raise self._local_error(e, "download", remote.path) from e
         finally:
-            tmp.unlink(missing_ok=True)
+            with suppress(OSError):
+                tmp.unlink(missing_ok=True)
         log.info("sftp %s: downloaded %s (%d bytes, sha256 %s)", s.system, remote.path, size, digest)
         return LocalFile(final, size, digest)
 
@@ -920,7 +1058,7 @@ class SftpClient:
                     clobber: bool = False) -> tuple[int, str]:
         """Write to a hidden temp name, check the size the server holds, rename into place."""
         d, name = posixpath.split(path)
-        tmp = posixpath.join(d, f".{name}.{uuid.uuid4().hex[:12]}.part")
+        tmp = posixpath.join(d, remote_temp_name(name))
         h = hashlib.sha256()
 
         def chunks() -> Iterator[bytes]:
@@ -957,7 +1095,7 @@ class SftpClient:
         Refuses (``FatalError``) to replace an existing file; use ``deliver`` for idempotent delivery.
         """
         s = self.settings
-        validate_remote_name(name, system=s.system, operation="upload")
+        self._validate_outgoing_name(name, "upload")
         d = self._dir(remote_dir, s.outbox)
         path = posixpath.join(d, name)
         step = s.write_request_size
@@ -996,6 +1134,15 @@ class SftpClient:
         log.info("sftp %s: uploaded %s (%d bytes, sha256 %s)", s.system, path, size, digest)
         return Upload(d, name, size, digest, "uploaded")
 
+    def _validate_outgoing_name(self, name: str, operation: str) -> None:
+        """A name we upload must be valid and leave room for its ``.sha256`` sidecar and marker."""
+        s = self.settings
+        validate_remote_name(name, system=s.system, operation=operation)
+        longest = max(len(s.done_suffix if s.writes_marker else ""), len(s.sha256_suffix or ""))
+        if len(name.encode("utf-8")) + longest > 255:
+            raise InvalidRemoteName(f"too long for its sidecar/marker names (255 bytes with {longest} for "
+                                    "the suffix)", system=s.system, operation=operation, ref=name[:80])
+
     def _exists(self, path: str) -> bool:
         try:
             self.sftp.stat(path)
@@ -1031,7 +1178,7 @@ class SftpClient:
         (at most ``max_reconnects`` times).
         """
         s = self.settings
-        validate_remote_name(name, system=s.system, operation="deliver")
+        self._validate_outgoing_name(name, "deliver")
         d = self._dir(remote_dir, s.outbox)
         digest = hashlib.sha256(data).hexdigest()
         if self.archive is not None:
@@ -1050,6 +1197,8 @@ class SftpClient:
         while version < 1000:
             candidate = name if version == 1 else (f"{stem}.v{version}{dot}{ext}" if dot
                                                    else f"{name}.v{version}")
+            if version > 1:
+                self._validate_outgoing_name(candidate, "deliver")
             path = posixpath.join(d, candidate)
             placed: bool | None
             try:
@@ -1099,10 +1248,16 @@ class SftpClient:
         Per file: claim in the record -> download + verify -> archive raw -> duplicate check by hash
         -> ``handler(fetched)`` -> commit.
 
-        Failures:
-        - in the transport phase (download, verification, archive) the run stops and the error is
-          raised: a retriable one releases the claim without using up an attempt; a fatal one
-          (permission denied, integrity mismatch) marks the file ``failed`` (quarantined);
+        Failures never block the other files of the endpoint unless the endpoint itself fails:
+        - a listed name that is refused (``validate_remote_name``: control characters, blank,
+          leading/trailing whitespace, too long...) is never opened: it is reported in
+          ``FetchReport.rejected`` with the reason and quarantined in the record (``failed``, under
+          ``record_name(name)``), once per delivery;
+        - in the transport phase (download, verification, archive): a retriable error (connection
+          lost, timeout, deadline, local store full) releases the claim without using up an attempt
+          and is raised (the session or the store is unusable: the run stops); a fatal one about
+          this file (permission denied, integrity mismatch, the file vanished, a local name the
+          filesystem refuses) quarantines the file and the run goes on;
         - in the handler: a ``RetriableError`` releases the claim and is raised; a
           ``FatalError``/``ValueError`` (bad content, e.g. a mapping error) quarantines the file
           and any other exception releases it (``failed`` after ``max_attempts``); both are
@@ -1114,7 +1269,14 @@ class SftpClient:
             raise ConfigurationError("fetch_new needs a ProcessedFiles record and an Archive",
                                      system=s.system, operation="fetch_new")
         report = FetchReport()
-        for remote in self.list_complete(remote_dir, rejected=report.rejected_names):
+        listed = self.list_complete(remote_dir, rejected=report.rejected_names, reasons=report.rejected)
+        d = self._dir(remote_dir, s.inbox)
+        for bad in report.rejected:
+            key = FileKey(s.system, d, record_name(bad.name), bad.size, bad.mtime)
+            claim = self.record.claim(key)
+            if claim is not None:
+                self.record.fail(claim, f"invalid remote name: {bad.reason}")
+        for remote in listed:
             if names is not None and not names(remote.name):
                 continue
             key = FileKey(s.system, remote.remote_dir, remote.name, remote.size, remote.mtime)
@@ -1128,15 +1290,21 @@ class SftpClient:
             try:
                 fetched = self._fetch_one(remote, claim, Path(local_dir))
             except Exception as e:
-                # transport phase (server, connection, verification): stop the run, say why
                 reason = f"{type(e).__name__}: {e}"
-                if isinstance(e, ConnectorError) and e.retriable:
-                    self.record.release(claim, reason, count_attempt=False)
-                elif isinstance(e, FatalError):
+                if isinstance(e, FatalError):
+                    # about this file only (permission, integrity, a local name refused): quarantine
+                    # it, the rest of the endpoint flows
                     self.record.fail(claim, reason)
-                else:
-                    self.record.release(claim, reason)
-                raise
+                    log.warning("sftp %s: %s quarantined: %s", s.system, remote.path, e)
+                    report.failed.append((remote.name, e))
+                    continue
+                # the server, the connection or the local store: stop the run, say why
+                self.record.release(claim, reason, count_attempt=not (isinstance(e, ConnectorError)
+                                                                      and e.retriable))
+                if isinstance(e, ConnectorError):
+                    raise
+                raise LocalStorageFailed(f"{type(e).__name__}: {e}", system=s.system, operation="fetch",
+                                         ref=remote.path) from e
             try:
                 dup = self.record.duplicate_of(s.system, fetched.sha256, exclude=key)
                 if dup is not None:
@@ -1165,8 +1333,12 @@ class SftpClient:
     def _fetch_one(self, remote: RemoteFile, claim: Claim, local_dir: Path) -> FetchedFile:
         local = self.download(remote, local_dir)
         assert self.archive is not None
-        archived = self.archive.store_file(local.path, system=self.settings.system, operation="fetch",
-                                           direction="in", ref=remote.path)
+        try:
+            archived = self.archive.store_file(local.path, system=self.settings.system, operation="fetch",
+                                               direction="in", ref=remote.path)
+        except OSError as e:
+            raise LocalStorageFailed(f"archive: {type(e).__name__} (errno {e.errno})",
+                                     system=self.settings.system, operation="archive", ref=remote.path) from e
         return FetchedFile(remote, local, archived, claim.attempt)
 
     # -- housekeeping

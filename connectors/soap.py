@@ -8,14 +8,20 @@ What it does:
 - parses each WSDL once per process (keyed by location and, for files, content hash) and shares
   the parsed ``Document`` between clients;
 - sends every call through a ``requests`` session with connect/read timeouts and TLS verification
-  on (optionally a private CA bundle);
+  on (optionally a private CA bundle), under a total ``deadline`` per call (connect + send + the
+  whole answer, retries included) enforced by a watchdog (``connectors.deadline``): past it a safe
+  call raises ``DeadlineExceeded``, a state-changing one that was sent ``OutcomeUnknown``;
+- refuses plain ``http://`` except to loopback sandboxes, and a 2xx answer whose declared content
+  type is not XML (an HTML error page behind a proxy) before zeep parses it;
 - adds WS-Security: UsernameToken (PasswordDigest or PasswordText) with ``wsu:Timestamp`` from an
   injectable clock, and optionally an X.509 BinarySecurityToken signature (needs ``xmlsec``);
 - archives every request and response raw with its SHA-256 *before* processing, with the
   UsernameToken password, digest and nonce redacted;
 - maps failures onto ``connectors.errors``: SOAP faults -> ``SoapFault(code, detail)``; HTTP 5xx,
   connect failures and read timeouts of safe calls -> retriable; a read timeout, dropped connection
-  or unreadable answer after a *state-changing* request was sent -> ``OutcomeUnknown``.
+  or unreadable answer after a *state-changing* request was sent -> ``OutcomeUnknown``; any other
+  failure of a hostile answer (DOCTYPE, entities, depth, bad encoding, truncation, huge headers)
+  -> ``ValidationFailed`` (safe call) / ``OutcomeUnknown`` (state-changing): nothing else escapes.
 
 What it must never do: log or archive a secret, resend a state-changing request whose outcome is
 unknown (callers resolve by query first), fetch anything while parsing a contract, or import
@@ -50,11 +56,14 @@ from zeep.wsse import utils as wsse_utils
 
 from canonical.clock import SYSTEM_CLOCK, Clock
 from connectors.archive import Archive
+from connectors.deadline import Deadline, HttpCallGuard, guard_session, http_call
 from connectors.errors import (
     ClientError,
     ConfigurationError,
     ConnectionDropped,
+    ConnectorError,
     ConnectorTimeout,
+    DeadlineExceeded,
     FatalError,
     OutcomeUnknown,
     RateLimited,
@@ -63,6 +72,7 @@ from connectors.errors import (
     SoapFault,
     ValidationFailed,
 )
+from connectors.rest import header_problem, is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +85,8 @@ UT_PROFILE = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-username-t
 SOAP_MSG_SECURITY = "http://docs.oasis-open.org/wss/2004/01/oasis-200401-wss-soap-message-security-1.0"
 
 
-_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+#: Media types a SOAP answer may declare (SOAP 1.1, 1.2, plain XML, MTOM/XOP).
+XML_MEDIA_TYPES = frozenset({"text/xml", "application/xml", "application/soap+xml", "multipart/related"})
 
 
 def secure_settings() -> zeep.Settings:
@@ -136,6 +147,7 @@ class SoapConfig:
     backoff: float = 0.2                    # seconds, doubled per attempt
     max_retry_after: float = 60.0           # cap on a server's Retry-After we are willing to wait
     max_response_bytes: int = 32 * 1024 * 1024  # larger answers (and WSDL/XSD downloads) are refused
+    deadline: float = 120.0                 # seconds one call may take in all (attempts + backoff)
 
     def validate(self) -> None:
         def bad(msg: str) -> ConfigurationError:
@@ -149,14 +161,16 @@ class SoapConfig:
             if not re.match(r"^https?://", self.endpoint):
                 raise bad(f"endpoint must be an http(s) URL, got {self.endpoint!r}")
             host = urlsplit(self.endpoint).hostname or ""
-            if self.endpoint.startswith("http://") and host not in _LOOPBACK:
+            if self.endpoint.startswith("http://") and not is_loopback_host(host):
                 raise bad(f"plain http to {host!r}: use https (plain http is for loopback sandboxes only)")
             if not self.binding:
                 raise bad("binding is required when endpoint overrides the WSDL address")
-        if re.match(r"^http://", self.wsdl) and (urlsplit(self.wsdl).hostname or "") not in _LOOPBACK:
+        if re.match(r"^http://", self.wsdl) and not is_loopback_host(urlsplit(self.wsdl).hostname or ""):
             raise bad("WSDL over plain http from a remote host: use the packaged contract or https")
         if self.connect_timeout <= 0 or self.read_timeout <= 0:
             raise bad("timeouts must be positive")
+        if not self.deadline > 0:
+            raise bad("deadline must be positive (every call has a total deadline)")
         if not self.verify_tls and self.ca_bundle is not None:
             raise bad("ca_bundle given but verify_tls is off")
         if not self.verify_tls:
@@ -164,7 +178,7 @@ class SoapConfig:
             hosts = [urlsplit(self.endpoint).hostname or ""] if self.endpoint else []
             if re.match(r"^https?://", self.wsdl):
                 hosts.append(urlsplit(self.wsdl).hostname or "")
-            if not hosts or any(h not in _LOOPBACK for h in hosts):
+            if not hosts or any(not is_loopback_host(h) for h in hosts):
                 raise bad("verify_tls=False is only allowed for loopback sandboxes; give ca_bundle for a "
                           "private CA")
         if self.max_response_bytes <= 0:
@@ -354,6 +368,8 @@ class _CallContext:
     response_sha256: str | None = None
     http_status: int | None = None
     retry_after: str | None = None
+    deadline: Deadline | None = None
+    posted: bool = False  # the transport got the envelope (it was built and is about to leave)
 
 
 _CALL: contextvars.ContextVar[_CallContext | None] = contextvars.ContextVar("cvhub_soap_call", default=None)
@@ -365,11 +381,13 @@ class ArchivingTransport(zeep.Transport):
 
     def __init__(self, *, system: str, archive: Archive | None, session: requests.Session,
                  connect_timeout: float, read_timeout: float, wsdl_timeout: float,
-                 max_response_bytes: int = 32 * 1024 * 1024, secrets: tuple[str, ...] = ()) -> None:
+                 max_response_bytes: int = 32 * 1024 * 1024, secrets: tuple[str, ...] = (),
+                 deadline: float = 120.0) -> None:
         super().__init__(cache=None, timeout=wsdl_timeout, operation_timeout=read_timeout, session=session)
         self.system = system
         self.archive = archive
         self.timeouts = (connect_timeout, read_timeout)
+        self.deadline = deadline
         self.max_response_bytes = max_response_bytes
         self._secrets = tuple(x.encode() for x in secrets if x)
 
@@ -382,13 +400,19 @@ class ArchivingTransport(zeep.Transport):
         return data
 
     def _load_remote_data(self, url: str) -> bytes:
-        """WSDL/XSD download: timeout, size limit, no redirects (zeep's own follows them unbounded)."""
-        with self.session.get(url, timeout=self.load_timeout, stream=True, allow_redirects=False) as r:
-            r.raise_for_status()
-            if r.status_code != 200:
-                raise ValidationFailed(f"WSDL {url}: HTTP {r.status_code} (redirects are not followed)",
-                                       system=self.system, operation="load_wsdl")
-            data = _read_capped(r, self.max_response_bytes)
+        """WSDL/XSD download: timeout, deadline, size limit, no redirects (zeep's own follows them)."""
+        deadline = Deadline(max(self.load_timeout or self.deadline, 0.001))
+        with http_call(deadline) as guard:
+            with self.session.get(url, timeout=deadline.cap(self.load_timeout or self.deadline), stream=True,
+                                  allow_redirects=False) as r:
+                r.raise_for_status()
+                if r.status_code != 200:
+                    raise ValidationFailed(f"WSDL {url}: HTTP {r.status_code} (redirects are not followed)",
+                                           system=self.system, operation="load_wsdl")
+                data = _read_capped(r, self.max_response_bytes)
+            if guard.fired.is_set():
+                raise DeadlineExceeded(f"WSDL {url} not loaded within {deadline.seconds:g}s",
+                                       deadline=deadline.seconds, system=self.system, operation="load_wsdl")
         if data is None:
             raise ValidationFailed(f"WSDL {url} larger than {self.max_response_bytes} bytes",
                                    system=self.system, operation="load_wsdl")
@@ -397,6 +421,7 @@ class ArchivingTransport(zeep.Transport):
     def post(self, address: str, message: bytes | str, headers: dict[str, str]) -> requests.Response:
         body = message.encode("utf-8") if isinstance(message, str) else message
         ctx = _CALL.get() or _CallContext(operation=headers.get("SOAPAction", "?").strip('"'), ref=None)
+        ctx.posted = True
         if self.archive is not None:
             item = self.archive.store(body, system=self.system, operation=ctx.operation,
                                       direction="request", ref=ctx.ref, redact=self._redact)
@@ -404,10 +429,21 @@ class ArchivingTransport(zeep.Transport):
         log.debug("%s.%s [%s] POST %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
                   len(body), ctx.request_sha256)
         ctx.sent = False
-        response = self._send(address, body, headers, ctx)
-        ctx.http_status = response.status_code
-        ctx.retry_after = response.headers.get("Retry-After")
-        content = self._receive(response, ctx)
+        deadline = ctx.deadline or Deadline(self.deadline)
+        with http_call(deadline) as guard:
+            try:
+                response = self._send(address, body, headers, ctx, deadline)
+                ctx.http_status = response.status_code
+                ctx.retry_after = response.headers.get("Retry-After")
+                content = self._receive(response, ctx)
+            except Exception as e:
+                ctx.sent = ctx.sent or guard.sent
+                if guard.fired.is_set():
+                    raise self._past_deadline(ctx, guard) from e
+                raise
+            if guard.fired.is_set():  # cut off at the deadline: what arrived may look complete
+                ctx.sent = True
+                raise self._past_deadline(ctx, guard)
         if self.archive is not None:
             item = self.archive.store(content, system=self.system, operation=ctx.operation,
                                       direction="response", ref=ctx.ref, redact=self._redact,
@@ -415,7 +451,26 @@ class ArchivingTransport(zeep.Transport):
             ctx.response_sha256 = item.sha256
         log.debug("%s.%s [%s] HTTP %d, %d bytes sha256=%s", self.system, ctx.operation, ctx.ref,
                   response.status_code, len(content), ctx.response_sha256)
+        ctype = response.headers.get("Content-Type")
+        media = (ctype or "").split(";", 1)[0].strip().lower()
+        if 200 <= response.status_code < 300 and ctype is not None and media not in XML_MEDIA_TYPES:
+            msg = (f"HTTP {response.status_code} answer with content type {media[:60]!r} is not XML "
+                   f"(sha256 {ctx.response_sha256})")
+            where: dict[str, Any] = {"system": self.system, "operation": ctx.operation, "ref": ctx.ref}
+            if ctx.state_changing:
+                raise OutcomeUnknown(msg + "; query by serial before any resend", **where)
+            raise ValidationFailed(msg, **where)
         return response
+
+    def _past_deadline(self, ctx: _CallContext, guard: HttpCallGuard) -> ConnectorError:
+        seconds = guard.deadline.seconds
+        where: dict[str, Any] = {"system": self.system, "operation": ctx.operation, "ref": ctx.ref}
+        if ctx.state_changing and guard.sent:
+            return OutcomeUnknown(f"sent, no complete answer within the deadline of {seconds:g}s; "
+                                  "query by serial before any resend", deadline=seconds, **where)
+        state = "nothing sent" if not guard.sent else "no complete answer"
+        return DeadlineExceeded(f"call did not finish within its deadline of {seconds:g}s ({state})",
+                                deadline=seconds, **where)
 
     def _receive(self, response: requests.Response, ctx: _CallContext) -> bytes:
         """Read the body, at most ``max_response_bytes`` (a hostile or broken server must not
@@ -443,11 +498,12 @@ class ArchivingTransport(zeep.Transport):
         return content
 
     def _send(self, address: str, body: bytes, headers: dict[str, str],
-              ctx: _CallContext) -> requests.Response:
+              ctx: _CallContext, deadline: Deadline) -> requests.Response:
+        timeouts = (deadline.cap(self.timeouts[0]), deadline.cap(self.timeouts[1]))
         try:
             # no redirects: a 307/308 would resend the body (WS-Security password, the payment)
             # to whatever host the Location names; stream so that the size limit holds
-            return self.session.post(address, data=body, headers=headers, timeout=self.timeouts,
+            return self.session.post(address, data=body, headers=headers, timeout=timeouts,
                                      allow_redirects=False, stream=True)
         except requests.ConnectTimeout:
             raise  # never connected: nothing was sent
@@ -543,7 +599,7 @@ class SoapClient:
         self.clock: Clock = clock or SYSTEM_CLOCK
         self._secrets = [x for x in (config.username_token and config.username_token.password,
                                      config.signature and config.signature.key_password) if x]
-        sess = session or requests.Session()
+        sess = guard_session(session or requests.Session())  # sockets watched per call deadline
         # Configuration comes from SoapConfig only: with trust_env on, REQUESTS_CA_BUNDLE /
         # CURL_CA_BUNDLE would silently replace the pinned CA bundle and *_PROXY would reroute.
         sess.trust_env = False
@@ -555,7 +611,7 @@ class SoapClient:
             system=config.system, archive=archive, session=sess,
             connect_timeout=config.connect_timeout, read_timeout=config.read_timeout,
             wsdl_timeout=config.wsdl_timeout, max_response_bytes=config.max_response_bytes,
-            secrets=tuple(self._secrets),
+            secrets=tuple(self._secrets), deadline=config.deadline,
         )
         wsse_parts: list[Any] = []
         if config.username_token:
@@ -593,12 +649,17 @@ class SoapClient:
 
     def call(self, operation: str, *, ref: str | None, state_changing: bool, **params: Any) -> SoapResult:
         """Call ``operation``. Safe calls are retried on retriable failures; a state-changing call
-        is retried only when the failure proves nothing was sent."""
+        is retried only when the failure proves nothing was sent. The whole call, attempts and
+        backoff included, ends by ``config.deadline``."""
         attempt = 0
+        deadline = Deadline(self.config.deadline)
         while True:
-            ctx = _CallContext(operation=operation, ref=ref, state_changing=state_changing)
+            ctx = _CallContext(operation=operation, ref=ref, state_changing=state_changing,
+                               deadline=deadline)
             try:
                 return self._call_once(ctx, operation, params, state_changing)
+            except DeadlineExceeded:
+                raise
             except RetriableError as e:
                 # a 429 was refused before any effect; a 5xx after a state change may not have been
                 retry_ok = (not state_changing) or isinstance(e, RateLimited) or (
@@ -608,6 +669,8 @@ class SoapClient:
                 delay = self.config.backoff * (2 ** attempt)
                 if isinstance(e, RateLimited) and e.retry_after is not None:
                     delay = max(delay, min(e.retry_after, self.config.max_retry_after))
+                if delay >= deadline.remaining():
+                    raise  # no time left for another attempt: the last failure is the answer
                 log.info("%s.%s [%s] retriable failure (%s), retry in %.2fs", self.system, operation,
                          ref, type(e).__name__, delay)
                 time.sleep(delay)
@@ -638,20 +701,38 @@ class SoapClient:
                                      "query by serial before any resend", **where) from e
             raise ConnectorTimeout("read timeout", **where) from e
         except requests.ConnectionError as e:
+            problem = header_problem(e)
+            if problem:  # 64 KiB header lines, more than 100 headers: a hostile or broken answer
+                msg = f"response headers refused: {problem}"
+                if state_changing and ctx.sent:
+                    raise OutcomeUnknown(msg + "; query by serial before any resend", **where) from e
+                raise ValidationFailed(msg, **where) from e
             if state_changing and ctx.sent:
                 raise OutcomeUnknown("connection dropped after the request was sent; "
                                      "query by serial before any resend", **where) from e
             raise ConnectionDropped(f"connection failed: {type(e).__name__}", **where) from e
         except zeep.exceptions.TransportError as e:
             return self._http_error(int(e.status_code or 0), ctx, e, state_changing, where)
+        except zeep.exceptions.ValidationError as e:
+            if not ctx.posted:  # our own request does not match the contract: nothing was sent
+                raise ValidationFailed(f"request refused by the contract: {_first_line(e)}", **where) from e
+            return self._unreadable(e, state_changing, where)
         except (zeep.exceptions.DTDForbidden, zeep.exceptions.EntitiesForbidden,
                 zeep.exceptions.ExternalReferenceForbidden, zeep.exceptions.XMLSyntaxError,
-                zeep.exceptions.ValidationError, zeep.exceptions.SignatureVerificationFailed,
-                zeep.exceptions.XMLParseError) as e:
+                zeep.exceptions.SignatureVerificationFailed, zeep.exceptions.XMLParseError) as e:
+            return self._unreadable(e, state_changing, where)
+        except (requests.RequestException, zeep.exceptions.Error, etree.LxmlError, ValueError, LookupError,
+                TypeError, AttributeError, RecursionError, OSError) as e:
+            if not ctx.posted:
+                raise  # failed while building the request (a caller's or our bug): nothing was sent
+            # whatever else a hostile answer makes zeep or lxml raise is an unreadable answer
             return self._unreadable(e, state_changing, where)
         finally:
             _CALL.reset(token)
-        data = serialize_object(result, dict)
+        try:
+            data = serialize_object(result, dict)
+        except (ValueError, TypeError, AttributeError, RecursionError) as e:
+            return self._unreadable(e, state_changing, where)
         if not isinstance(data, dict):
             data = {"value": data}
         return SoapResult(data=data, request_sha256=ctx.request_sha256, response_sha256=ctx.response_sha256)
@@ -724,14 +805,14 @@ class SoapServiceClient:
                  archive: Archive | None, signature: SignatureConfig | None = None,
                  connect_timeout: float = 5.0, read_timeout: float = 30.0, verify_tls: bool = True,
                  ca_bundle: Path | None = None, retries: int = 2, backoff: float = 0.2,
-                 wsdl: str | None = None,
+                 wsdl: str | None = None, deadline: float = 120.0,
                  clock: Clock | None = None, nonce: NonceSource | None = None,
                  session: requests.Session | None = None) -> None:
         self.config = SoapConfig(
             system=self.system, wsdl=wsdl or str(self.default_wsdl), endpoint=endpoint,
             binding=self.binding, username_token=username_token, signature=signature,
             connect_timeout=connect_timeout, read_timeout=read_timeout, verify_tls=verify_tls,
-            ca_bundle=ca_bundle, retries=retries, backoff=backoff,
+            ca_bundle=ca_bundle, retries=retries, backoff=backoff, deadline=deadline,
         )
         self.soap = SoapClient(self.config, archive=archive, clock=clock, nonce=nonce, session=session)
 

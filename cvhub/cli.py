@@ -7,6 +7,7 @@ Sub-applications import their heavy dependencies inside their commands, so ``cvh
 from __future__ import annotations
 
 import importlib
+from typing import Any
 
 import typer
 
@@ -43,6 +44,28 @@ def _register() -> None:
 
 
 _register()
+
+
+def _verify_stores(db: str | None, ledger_engine: Any) -> list[Any]:
+    """``cvhub ledger verify``'s store checks (recon, quarantine, flows, registry, processed files),
+    composed here at the edge: the ledger package never imports connectors or flows."""
+    import dataclasses
+
+    from cvhub.settings import Settings
+    from plugins.cvhub_flows.flow_verify import store_checks
+
+    settings = Settings.from_env()
+    if db is not None:
+        settings = dataclasses.replace(settings, db_url=db)
+    return list(store_checks(settings, ledger_engine))
+
+
+try:
+    import ledger.cli as _ledger_cli
+
+    _ledger_cli.STORE_CHECKS = _verify_stores
+except ModuleNotFoundError:  # pragma: no cover - the ledger part not built
+    pass
 
 
 @app.command()

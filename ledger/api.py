@@ -15,7 +15,7 @@ import json
 import random
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -28,17 +28,41 @@ from sqlalchemy.orm import Session
 from ledger.canonical import Party as CanonicalParty
 from ledger.canonical import PaymentInstruction
 from ledger.chain import canonical_json, entry_hash
-from ledger.commands import HANDLERS, REFERENCES, CommandError, Ctx, LedgerConfig
+from ledger.commands import HANDLERS, REFERENCES, CommandError, Ctx, LedgerConfig, screen_command
 from ledger.db import READ_OPTIONS, make_engine, migrate
 from ledger.models import InstructionRow, JournalEntry
 from ledger.state import PendingEntry, Store
 
 if TYPE_CHECKING:
-    from ledger.verify import VerifyReport
+    from ledger.verify import ReplayCache, StoreCheck, VerifyReport
 
 Concurrency = Literal["lock", "serializable"]
 MAX_KEY_LEN = 200
 RETRY_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock detected
+# SERIALIZABLE retries: back-off doubling from RETRY_BASE up to RETRY_CAP seconds, each sleep
+# drawn from [half, all] of it ("equal jitter": writers that collided once do not collide again in
+# lock-step, and none retries at once); the batch is retried until RETRY_DEADLINE seconds after its
+# first attempt began, and only then the caller gets ``LedgerBusy``.
+RETRY_BASE = 0.002
+RETRY_CAP = 0.25
+RETRY_DEADLINE = 30.0
+
+
+class LedgerBusy(RuntimeError):
+    """A batch could not commit before its retry deadline (SERIALIZABLE mode on PostgreSQL: other
+    writers kept winning the chain head). Nothing of the batch was applied. Retriable: the same
+    batch may simply be applied again later (keys make it idempotent)."""
+
+    retriable = True
+
+    def __init__(self, attempts: int, elapsed: float, deadline: float) -> None:
+        super().__init__(
+            f"ledger busy: the batch hit a serialization failure on each of {attempts} attempts in "
+            f"{elapsed:.1f}s (retry deadline {deadline:g}s); nothing was applied, apply it again"
+        )
+        self.attempts = attempts
+        self.elapsed = elapsed
+        self.deadline = deadline
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,12 +131,14 @@ class Ledger:
         config: LedgerConfig | None = None,
         *,
         concurrency: Concurrency = "lock",
-        max_retries: int = 20,
+        retry_deadline: float = RETRY_DEADLINE,
+        max_retries: int | None = None,
     ) -> None:
         self.engine = engine
         self.config = config or LedgerConfig.default()
         self.concurrency = concurrency
-        self.max_retries = max_retries
+        self.retry_deadline = retry_deadline
+        self.max_retries = max_retries  # an optional cap on top of the deadline (None: none)
         self._store = Store()
         pg = engine.dialect.name == "postgresql"
         self.read_engine = engine.execution_options(**READ_OPTIONS)  # reads never take SQLite's write lock
@@ -125,6 +151,7 @@ class Ledger:
         # One batch at a time per Ledger object: the working-set cache is not shared between threads
         # (writers serialise on the chain head anyway; separate processes use separate objects).
         self._mutex = threading.RLock()
+        self._verify_cache: ReplayCache | None = None  # the journal replayed by the last verify
 
     @classmethod
     def open(
@@ -148,6 +175,8 @@ class Ledger:
         return cls(engine, config, concurrency=concurrency)
 
     def close(self) -> None:
+        if self._verify_cache is not None:
+            self._verify_cache.clear()
         self.engine.dispose()
 
     @contextmanager
@@ -176,6 +205,8 @@ class Ledger:
                 self._store.clear()
                 raise
         attempt = 0
+        # a duration, not business time: the deadline is measured on the monotonic clock
+        started = time.monotonic()
         while True:
             try:
                 with Session(self._write_engine) as s, s.begin():
@@ -184,12 +215,17 @@ class Ledger:
                 self._store.clear()
                 # SQLAlchemy wraps driver errors (DBAPIError.orig); COPY raises psycopg's own.
                 code = getattr(e.orig if isinstance(e, DBAPIError) else e, "sqlstate", None)
-                if code in RETRY_SQLSTATES and attempt < self.max_retries:
-                    attempt += 1
-                    self.retries += 1
-                    time.sleep(random.uniform(0, 0.002 * 2 ** min(attempt, 8)))  # noqa: S311 - jitter only
-                    continue
-                raise
+                if code not in RETRY_SQLSTATES:
+                    raise
+                attempt += 1
+                elapsed = time.monotonic() - started
+                left = self.retry_deadline - elapsed
+                if left <= 0 or (self.max_retries is not None and attempt > self.max_retries):
+                    raise LedgerBusy(attempt, elapsed, self.retry_deadline) from e
+                self.retries += 1
+                step = min(RETRY_CAP, RETRY_BASE * 2 ** min(attempt - 1, 16))
+                time.sleep(min(left, step / 2 + random.uniform(0, step / 2)))  # noqa: S311 - jitter only
+                continue
             except BaseException:
                 self._store.clear()
                 raise
@@ -197,8 +233,11 @@ class Ledger:
     def _apply_conn(self, conn: Connection, cmds: list[Mapping[str, Any]]) -> list[CommandResult]:
         store = self._store
         store.begin(conn, lock=self.concurrency == "lock")
-        self._prefetch(conn, cmds)
-        results = [self._one(conn, cmd) for cmd in cmds]
+        # Refusals that need no database come first, and nothing refused here is ever sent to the
+        # database (not even in a prefetch query: a NUL in a key fails a PostgreSQL SELECT too).
+        screened = [_screen(cmd) for cmd in cmds]
+        self._prefetch(conn, [c for c, r in zip(cmds, screened, strict=True) if r is None])
+        results = [r or self._one(conn, cmd) for cmd, r in zip(cmds, screened, strict=True)]
         try:
             store.flush(conn)
         except BaseException:
@@ -231,18 +270,9 @@ class Ledger:
             store.load(conn, cls, sorted(ids))
 
     def _one(self, conn: Connection, cmd: Mapping[str, Any]) -> CommandResult:
+        """One screened command (``_screen`` passed it): idempotency, then its handler."""
         store = self._store
-        if not isinstance(cmd, Mapping):
-            return CommandResult(None, "malformed", "a command must be a JSON object", {"field": None})
-        key = cmd.get("key")
-        if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
-            code = "missing_field" if key in (None, "") else "invalid_field"
-            return CommandResult(
-                key if isinstance(key, str) else None,
-                code,
-                f"key: a string of 1..{MAX_KEY_LEN} characters is required",
-                {"field": "key"},
-            )
+        key: str = cmd["key"]
         raw_name = cmd.get("cmd")
         name = raw_name if isinstance(raw_name, str) else ""
         handler = HANDLERS.get(name)
@@ -294,11 +324,17 @@ class Ledger:
         return CommandResult(key, "ok", None, data, seq)
 
     # --- reads ------------------------------------------------------------------------------
-    def verify(self) -> VerifyReport:
-        """Check every invariant and the hash chain; reports the first violation (entry, field)."""
-        from ledger.verify import verify_database
+    def verify(self, *, stores: Sequence[StoreCheck] = ()) -> VerifyReport:
+        """Check the hash chain, the state tables against the journal replayed, every invariant and
+        then ``stores`` (other parts' tables derived from the journal); the first violation.
 
-        return verify_database(self.read_engine)
+        Keeps the replayed state between calls: the next ``verify`` replays only new entries.
+        """
+        from ledger.verify import ReplayCache, verify_database
+
+        if self._verify_cache is None:
+            self._verify_cache = ReplayCache()
+        return verify_database(self.read_engine, config=self.config, stores=stores, cache=self._verify_cache)
 
     def open_instructions(
         self, session: Session | None = None, *, due_on_or_before: date | None = None
@@ -338,6 +374,28 @@ class Ledger:
 
     def journal(self, session: Session) -> Iterator[JournalEntry]:
         yield from session.scalars(select(JournalEntry).order_by(JournalEntry.seq))
+
+
+def _screen(cmd: Any) -> CommandResult | None:
+    """The refusals that need no database, in order of precedence: ``malformed`` (not an object),
+    ``invalid_character`` / ``too_deep`` (anywhere in it), then the key. None: go on."""
+    if not isinstance(cmd, Mapping):
+        return CommandResult(None, "malformed", "a command must be a JSON object", {"field": None})
+    bad = screen_command(cmd)
+    key = cmd.get("key")
+    if bad is not None:
+        # a key with a forbidden character is not echoed (a lone surrogate cannot even be printed)
+        shown = key if isinstance(key, str) and bad.field != "key" else None
+        return CommandResult(shown, bad.code, str(bad), {"field": bad.field})
+    if not isinstance(key, str) or not key or len(key) > MAX_KEY_LEN:
+        code = "missing_field" if key in (None, "") else "invalid_field"
+        return CommandResult(
+            key if isinstance(key, str) else None,
+            code,
+            f"key: a string of 1..{MAX_KEY_LEN} characters is required",
+            {"field": "key"},
+        )
+    return None
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from fractions import Fraction
 from functools import lru_cache
 from typing import Any
@@ -24,6 +24,7 @@ from sqlalchemy import Connection
 from stdnum.cn import uscc as stdnum_uscc
 
 from ledger.calendar import HolidayCalendar
+from ledger.lexical import FORBIDDEN, describe, iso_date
 from ledger.money import AmountError, exponent, to_minor
 from ledger.state import (
     Account,
@@ -46,10 +47,14 @@ DAY_COUNTS = {"ACT/360": 360, "ACT/365": 365}
 TENOR_MAX_YEARS = 1
 TENOR_WARN_MONTHS = 6
 DEFAULT_TRANSFER_DAYS = 7  # a pending transfer expires this many days after it was offered
-_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}$")
-_CNAPS_RE = re.compile(r"^\d{12}$")
-_ACCOUNT_RE = re.compile(r"^[0-9A-Za-z-]{6,40}$")
-_E2E_RE = re.compile(r"^[A-Za-z0-9-]{1,35}$")
+# Every pattern anchored with \A...\Z (``$`` also matches before a final "\n": "PO1\n" passed as a
+# second payable beside "PO1") and ASCII-only (``\d`` matches "１" and "١" too).
+_ID_RE = re.compile(r"\A[A-Za-z0-9][A-Za-z0-9._:/-]{0,199}\Z", re.ASCII)
+_CNAPS_RE = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
+_ACCOUNT_RE = re.compile(r"\A[0-9A-Za-z-]{6,40}\Z", re.ASCII)
+_E2E_RE = re.compile(r"\A[A-Za-z0-9-]{1,35}\Z", re.ASCII)
+_USCC_RE = re.compile(r"\A[0-9A-Z]{18}\Z", re.ASCII)
+_RATE_RE = re.compile(r"\A[0-9]{1,11}(?:\.[0-9]{1,8})?\Z", re.ASCII)
 Posting = tuple[str, str, int]
 # Largest amount a command may carry, in minor units (10**15 fen = 10 trillion yuan): far above any
 # real voucher, and far enough below the 64-bit columns that sums over many rows cannot overflow.
@@ -60,10 +65,11 @@ MAX_AMOUNT_MINOR = 10**15
 def _valid_uscc(v: str) -> bool:
     """USCC check digit (python-stdnum); exactly 18 characters, upper case, no separators accepted.
 
-    stdnum upper-cases before checking, so "91310000ma00000025" would pass it: refused here, or the
+    stdnum upper-cases before checking, so "91310000ma00000025" would pass it, and it takes other
+    scripts' digits ("９1110000MA0000001L"): both refused here by an ASCII pattern first, or the
     same legal entity could be registered twice under two spellings of its code.
     """
-    return len(v) == 18 and v == v.upper() and bool(stdnum_uscc.is_valid(v))
+    return _USCC_RE.match(v) is not None and bool(stdnum_uscc.is_valid(v))
 
 
 class CommandError(Exception):
@@ -73,6 +79,114 @@ class CommandError(Exception):
         super().__init__(message)
         self.code = code
         self.field = field
+
+
+# --- what a command may carry -------------------------------------------------------------------
+
+#: Nesting a command may have (a command object, its ``backing`` list, a backing object, a value):
+#: deeper is ``too_deep`` before anything recurses over it.
+MAX_DEPTH = 8
+
+#: The fields each command reads besides ``cmd``, ``key`` and ``on``, with their kind - the one
+#: declaration per command that the readers of ``Ctx`` (one per kind) enforce field by field, and
+#: that ``tests/ledger/test_ledger_inputs.py`` holds the handlers to (a handler reading a field not
+#: declared here fails it). Kinds: ``ident`` (1..200 of [A-Za-z0-9._:/-]), ``uscc``, ``currency``,
+#: ``amount`` (decimal string), ``date`` (YYYY-MM-DD), ``text`` (free text), ``flag`` (bool),
+#: ``roles``, ``backing`` (list of {payable_id: ident, amount: amount}), ``rate``, ``day_count``,
+#: ``account_no``, ``cnaps``. Issue #17 adds the refusal of undeclared fields and NFC checks here.
+COMMAND_FIELDS: dict[str, dict[str, str]] = {
+    "register_party": {"uscc": "uscc", "name": "text", "roles": "roles"},
+    "add_account": {"uscc": "uscc", "currency": "currency", "account_no": "account_no",
+                    "wallet_id": "account_no", "cnaps": "cnaps"},
+    "set_quota": {"obligor": "uscc", "currency": "currency", "limit": "amount"},
+    "register_payable": {"payable_id": "ident", "obligor": "uscc", "supplier": "uscc",
+                         "currency": "currency", "amount": "amount", "due_date": "date",
+                         "invoice_no": "text", "contract_no": "text", "receipt_no": "text"},
+    "issue": {"voucher_no": "ident", "obligor": "uscc", "supplier": "uscc", "currency": "currency",
+              "amount": "amount", "maturity": "date", "backing": "backing"},
+    "accept": {"voucher_no": "ident"},
+    "reject": {"voucher_no": "ident", "reason": "text"},
+    "revoke": {"voucher_no": "ident", "reason": "text"},
+    "transfer": {"transfer_id": "ident", "piece_no": "ident", "from": "uscc", "to": "uscc",
+                 "currency": "currency", "amount": "amount", "expires_on": "date"},
+    "accept_transfer": {"transfer_id": "ident"},
+    "void_transfer": {"transfer_id": "ident"},
+    "expire_transfer": {"transfer_id": "ident"},
+    "finance": {"financing_id": "ident", "piece_no": "ident", "holder": "uscc", "funder": "uscc",
+                "rate": "rate", "day_count": "day_count", "recourse": "flag"},
+    "record_registration": {"financing_id": "ident", "registration_no": "ident"},
+    "disburse": {"financing_id": "ident"},
+    "reject_financing": {"financing_id": "ident", "reason": "text"},
+    "open_clearing": {"voucher_no": "ident"},
+    "mark_sent": {"instruction_id": "ident", "message_id": "text"},
+    "mark_returned": {"instruction_id": "ident", "reason": "text"},
+    "settle": {"instruction_id": "ident", "statement_ref": "text", "currency": "currency",
+               "amount": "amount"},
+    "mark_overdue": {"voucher_no": "ident"},
+    "repurchase": {"financing_id": "ident"},
+    "reverse_settlement": {"instruction_id": "ident", "statement_ref": "text", "currency": "currency",
+                           "amount": "amount", "reason": "text"},
+    "reinstruct": {"instruction_id": "ident", "account_no": "account_no"},
+}
+COMMON_FIELDS = ("cmd", "key", "on")
+
+
+def _printable(text: str) -> str:
+    """``text`` with every forbidden character written as ``\\uXXXX`` (safe in any output)."""
+    return FORBIDDEN.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+
+
+def screen_command(cmd: Mapping[str, Any]) -> CommandError | None:
+    """The checks every command passes before anything reads it or sends it to a database.
+
+    Every string in the command - values and object keys, at any depth - is free of control
+    characters, NUL and lone surrogates (``invalid_character``: PostgreSQL cannot store NUL, UTF-8
+    cannot encode a surrogate, and SQLite would store both, so without this the two databases
+    disagree); nesting is at most ``MAX_DEPTH`` (``too_deep``); keys are strings and values plain
+    JSON types (``malformed``). Walks iteratively, in document order; returns the first problem.
+    """
+    stack: list[tuple[Any, str, int]] = [(cmd, "", 1)]
+    while stack:
+        value, path, depth = stack.pop()
+        if isinstance(value, str):
+            m = FORBIDDEN.search(value)
+            if m is not None:
+                where = path or "command"
+                return CommandError(
+                    "invalid_character",
+                    f"{where}: contains {describe(m.group())} at position {m.start()}",
+                    where,
+                )
+            continue
+        if value is None or isinstance(value, (bool, int)):
+            continue
+        if isinstance(value, (Mapping, list, tuple)):
+            if depth > MAX_DEPTH:
+                where = path or "command"
+                return CommandError("too_deep", f"{where}: nested deeper than {MAX_DEPTH} levels", where)
+            children: list[tuple[Any, str, int]] = []
+            if isinstance(value, Mapping):
+                for k, v in value.items():
+                    if not isinstance(k, str):
+                        where = path or "command"
+                        return CommandError("malformed", f"{where}: a field name is not a string", where)
+                    m = FORBIDDEN.search(k)
+                    name = f"{path}.{_printable(k)}" if path else _printable(k)
+                    if m is not None:
+                        return CommandError(
+                            "invalid_character",
+                            f"{name}: the field name contains {describe(m.group())}",
+                            name,
+                        )
+                    children.append((v, name, depth + 1))
+            else:
+                children = [(v, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)]
+            stack.extend(reversed(children))
+            continue
+        # floats, Decimals, objects: canonical JSON refuses or a reader refuses them by type;
+        # a float has no characters to check
+        continue
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +245,7 @@ class Ctx:
         if not isinstance(v, str):
             raise CommandError("invalid_date", f"{name}: must be an ISO date string", name)
         try:
-            return date.fromisoformat(v)
+            return iso_date(v)  # exactly YYYY-MM-DD: fromisoformat alone takes 20260302, 2026-W10-1
         except ValueError:
             raise CommandError(
                 "invalid_date", f"{name}: {v!r} is not an ISO date (YYYY-MM-DD)", name
@@ -717,11 +831,11 @@ def _rate(c: Ctx) -> tuple[str, Fraction]:
             'rate: annual rate as a decimal string of at most 20 characters, e.g. "0.035"',
             "rate",
         )
-    try:
-        d = Decimal(v)
-    except InvalidOperation:
-        raise CommandError("invalid_field", f"rate: {v!r} is not a decimal number", "rate") from None
-    if not d.is_finite() or d < 0 or d >= 1 or d.as_tuple().exponent < -8:  # type: ignore[operator]
+    # ASCII digits and one point, checked before Decimal() (which takes "３.５", " 0.1", "1E-2")
+    if not _RATE_RE.match(v):
+        raise CommandError("invalid_field", f"rate: {v!r} is not a plain decimal number", "rate")
+    d = Decimal(v)
+    if d >= 1:
         raise CommandError("invalid_field", "rate: must be in [0, 1) with at most 8 decimals", "rate")
     return v, Fraction(d)
 

@@ -1,15 +1,16 @@
 """Money at the edges: decimal text <-> integer minor units, per ISO 4217 currency.
 
 Inside cvhub an amount is an ``int`` of minor units (fen for CNY) plus a currency code. ``Decimal``
-appears only while parsing or formatting text; ``float`` never does. Text with more decimals than
-the currency allows is rejected, never rounded.
+appears only while parsing or formatting text; ``float`` never does. ``to_minor`` is the one
+text -> amount conversion for every input: exact integer arithmetic after explicit bounds, ASCII
+digits only; text with more (non-zero) decimals than the currency allows is rejected, never rounded.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 
 # ISO 4217 minor-unit exponents for the currencies cvhub accepts. Extend deliberately: an unknown
 # currency is an error, not a guess at its exponent.
@@ -21,7 +22,15 @@ CURRENCY_EXPONENT: dict[str, int] = {
     "BHD": 3, "KWD": 3, "OMR": 3, "JOD": 3, "TND": 3,
 }
 
-_AMOUNT_RE = re.compile(r"^[+-]?(?:\d+(?:\.\d*)?|\.\d+)$")
+#: Bounds checked before any conversion (so ``"1" * 10**6`` or ``"1e999999"`` costs nothing):
+#: the text without surrounding whitespace, the integer digits, and for ``Decimal`` input its
+#: coefficient digits and exponent. Far above any real amount (the ledger's own cap is 10**15
+#: minor units), far below what makes arithmetic slow or a decimal context round.
+MAX_AMOUNT_CHARS = 64
+MAX_INTEGER_DIGITS = 24
+MAX_DECIMAL_DIGITS = 64
+MAX_DECIMAL_EXPONENT = 64
+_AMOUNT_RE = re.compile(r"\A([+-]?)([0-9]*)(?:\.([0-9]*))?\Z", re.ASCII)
 
 
 class AmountError(ValueError):
@@ -36,43 +45,89 @@ def exponent(currency: str) -> int:
     """Minor-unit exponent of ``currency``; ``AmountError('unknown_currency')`` if not supported."""
     try:
         return CURRENCY_EXPONENT[currency]
-    except KeyError:
+    except (KeyError, TypeError):
         raise AmountError("unknown_currency", f"unsupported currency {currency!r}") from None
 
 
-def to_minor(text: str | Decimal | int, currency: str, *, allow_negative: bool = False) -> int:
-    """Parse a decimal amount into integer minor units of ``currency``, exactly.
+def _show(text: str) -> str:
+    """The text for an error message: short, and printable whatever it contains."""
+    return ascii(text if len(text) <= 40 else text[:40] + "...")
 
-    Accepts ``"1000"``, ``"1000.5"``, ``"1000.50"``; rejects exponents, thousands separators,
-    more decimals than the currency allows (``over_precise``), and negatives unless allowed.
-    Integers are taken as major units. Floats are refused outright.
+
+def to_minor(text: str | Decimal | int, currency: str, *, allow_negative: bool = False) -> int:
+    """Parse a decimal amount into integer minor units of ``currency``, exactly, or refuse it.
+
+    The one text -> amount conversion of cvhub (ledger commands, every mapping, recon input).
+    Text: optional sign, ASCII digits, at most one ``.``, surrounding whitespace ignored; at most
+    ``MAX_AMOUNT_CHARS`` characters and ``MAX_INTEGER_DIGITS`` significant integer digits
+    (``invalid_amount``).
+    Refused: exponents, thousands separators, other scripts' digits (``"１００"``), ``NaN`` / ``Inf``
+    (``invalid_amount``); a non-zero digit past the currency's decimals (``over_precise`` - zeros
+    past them are exact and accepted: ``"1.500"`` CNY is 150 fen); negatives unless allowed
+    (``negative_amount``). Integers are major units; ``Decimal`` is bounded the same way (digits,
+    exponent) and converted by integer arithmetic, never under a rounding context. ``float`` and
+    ``bool`` are refused outright.
     """
     exp = exponent(currency)
     if isinstance(text, (bool, float)):  # float can't carry money exactly
         raise AmountError("invalid_amount", f"amount must be decimal text, not {type(text).__name__}")
     if isinstance(text, int):
-        value = Decimal(text)
+        if abs(text) >= 10**MAX_INTEGER_DIGITS:
+            raise AmountError("invalid_amount", f"amount has more than {MAX_INTEGER_DIGITS} integer digits")
+        minor: int = text * 10**exp
     elif isinstance(text, Decimal):
-        if not text.is_finite():
-            raise AmountError("invalid_amount", f"amount {text!r} is not finite")
-        value = text
+        minor = _decimal_minor(text, exp, currency)
+    elif isinstance(text, str):
+        minor = _text_minor(text, exp, currency)
     else:
-        s = text.strip()
-        if not _AMOUNT_RE.match(s):
-            raise AmountError("invalid_amount", f"amount {text!r} is not a plain decimal number")
-        try:
-            value = Decimal(s)
-        except InvalidOperation as e:  # pragma: no cover - regex guards this
-            raise AmountError("invalid_amount", f"amount {text!r} is not a decimal number") from e
-    scaled = value.scaleb(exp)
-    if scaled != scaled.to_integral_value():
-        raise AmountError(
-            "over_precise", f"amount {text} has more than {exp} decimal places allowed for {currency}"
-        )
-    minor = int(scaled)
+        raise AmountError("invalid_amount", f"amount must be decimal text, not {type(text).__name__}")
     if minor < 0 and not allow_negative:
         raise AmountError("negative_amount", f"amount {text} is negative")
     return minor
+
+
+def _text_minor(text: str, exp: int, currency: str) -> int:
+    s = text.strip()
+    if len(s) > MAX_AMOUNT_CHARS:
+        raise AmountError("invalid_amount", f"amount longer than {MAX_AMOUNT_CHARS} characters")
+    m = _AMOUNT_RE.match(s)
+    if m is None or not (m.group(2) or m.group(3)):
+        raise AmountError("invalid_amount", f"amount {_show(text)} is not a plain decimal number")
+    sign, whole, frac = m.group(1), m.group(2), m.group(3) or ""
+    if len(whole.lstrip("0")) > MAX_INTEGER_DIGITS:  # leading zeros are bounded by the length
+        raise AmountError("invalid_amount", f"amount {_show(s)} has more than {MAX_INTEGER_DIGITS} "
+                                            "integer digits")
+    if frac[exp:].strip("0"):
+        raise AmountError(
+            "over_precise", f"amount {s} has more than {exp} decimal places allowed for {currency}"
+        )
+    kept = frac[:exp]
+    minor: int = int(whole or "0") * 10**exp + (int(kept) * 10 ** (exp - len(kept)) if kept else 0)
+    return -minor if sign == "-" else minor
+
+
+def _decimal_minor(value: Decimal, exp: int, currency: str) -> int:
+    if not value.is_finite():
+        raise AmountError("invalid_amount", f"amount {value!r} is not finite")
+    sign, digits, e = value.as_tuple()
+    assert isinstance(e, int)  # finite
+    if len(digits) > MAX_DECIMAL_DIGITS or not -MAX_DECIMAL_EXPONENT <= e <= MAX_DECIMAL_EXPONENT:
+        raise AmountError("invalid_amount", f"amount {value!r} is outside the accepted range")
+    coef = int("".join(map(str, digits)) or "0")
+    if coef and len(str(coef)) + e > MAX_INTEGER_DIGITS:
+        raise AmountError("invalid_amount", f"amount {value!r} has more than {MAX_INTEGER_DIGITS} "
+                                            "integer digits")
+    shift = e + exp
+    minor: int
+    if shift >= 0:
+        minor = coef * 10**shift
+    else:
+        minor, rest = divmod(coef, 10**-shift)
+        if rest:
+            raise AmountError(
+                "over_precise", f"amount {value} has more than {exp} decimal places allowed for {currency}"
+            )
+    return -minor if sign else minor
 
 
 def to_decimal_text(minor: int, currency: str) -> str:

@@ -46,11 +46,11 @@ from lxml.includes.tree cimport XML_ELEMENT_NODE, XML_TEXT_NODE, xmlAttr, xmlNod
 
 from mappings._fastobj cimport SlotLayout, cvhub_set_slot, layout_init, layout_new
 
-from datetime import date as _date
 
 from lxml import etree
 
 from ledger.canonical import Party, StatementEntry
+from ledger.lexical import iso_date as _iso_date
 from ledger.money import CURRENCY_EXPONENT
 
 cdef extern from "lxml-version.h":
@@ -651,14 +651,14 @@ cdef class EntryMapper:
                 if s.p[i] >= 0x80:
                     return False
             # The cache only ever holds a pair that `dates` held (or would have held) when it was
-            # stored; `dates` never changes a value, and fromisoformat is deterministic.
+            # stored; `dates` never changes a value, and iso_date is deterministic.
             if k == self._day_len and memcmp(self._day_buf, s.p, k) == 0:
                 return self._day_val
             key = PyUnicode_DecodeUTF8(<const char *>s.p, k, NULL)
             value = self._dates.get(key)
             if value is None:
                 try:
-                    value = _date.fromisoformat(key)
+                    value = _iso_date(key)  # the reference's own check: YYYY-MM-DD exactly
                 except ValueError:
                     return False  # Python raises invalid_date
                 if len(self._dates) < MAX_DATE_CACHE:

@@ -19,6 +19,7 @@ from datetime import date, datetime
 from typing import IO
 
 from ledger.canonical import CreditDebit, Party, RejectedRecord, Statement, StatementEntry
+from ledger.lexical import FORBIDDEN_IN_FREE_TEXT, describe
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.csv_records import iter_csv_records
 from mappings.errors import FieldError, MappingError
@@ -59,6 +60,10 @@ class CsvProfile:
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
+_TEXT_COLUMNS = ("reference", "end_to_end_id", "remittance", "counterparty_name", "counterparty_account",
+                 "counterparty_bank")
+
+
 class _RowError(Exception):
     def __init__(self, code: str, message: str, field: str) -> None:
         super().__init__(message)
@@ -67,6 +72,8 @@ class _RowError(Exception):
 
 
 def _date(text: str, formats: tuple[str, ...], field: str) -> date:
+    if not text.isascii():  # strptime's %Y/%m/%d take every script's digits ("２０２６")
+        raise _RowError("invalid_date", f"{field} {text!r} is not written in ASCII digits", field)
     for fmt in formats:
         try:
             return datetime.strptime(text, fmt).date()  # noqa: DTZ007 - a date, no time of day
@@ -96,6 +103,7 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
     last_date: date | None = None
     head_sent = False
     rejected = 0
+    early: list[RejectedRecord] = []  # rows rejected before the first good one
     for rec in iter_csv_records(stream, encoding=profile.encoding, delimiter=profile.delimiter,
                                 skip_lines=profile.skip_lines):
         if index is None:
@@ -112,8 +120,12 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
         if rec.fields is None:
             rejected += 1
             running = None
-            yield RejectedRecord(source, rec.line, rec.error_code or "malformed_csv", rec.error or "",
+            bad = RejectedRecord(source, rec.line, rec.error_code or "malformed_csv", rec.error or "",
                                  rec.raw)
+            if head_sent:
+                yield bad
+            else:
+                early.append(bad)
             continue
         try:
             row = rec.fields
@@ -125,6 +137,10 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
             def get(name: str, row: list[str] = row, idx: dict[str, int] = idx) -> str | None:
                 i = idx.get(name)
                 value = row[i].strip() if i is not None and i < len(row) else ""
+                bad = FORBIDDEN_IN_FREE_TEXT.search(value)
+                if bad is not None:  # control characters never reach the reconciliation tables
+                    raise _RowError("invalid_character", f"{cols.get(name, name)} contains "
+                                    f"{describe(bad.group())}", cols.get(name, name))
                 return value or None
 
             row_ccy = get("currency") or ccy
@@ -168,10 +184,15 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
                                 f"running balance {to_decimal_text(running, row_ccy)} + "
                                 f"{to_decimal_text(signed, row_ccy)} != {to_decimal_text(balance, row_ccy)}",
                                 cols["balance"])
+            texts = {n: get(n) for n in _TEXT_COLUMNS}  # read here: a bad one rejects the row
         except _RowError as e:
             rejected += 1
             running = None  # the rejected row's effect is unknown: the next balance re-anchors
-            yield RejectedRecord(source, rec.line, e.code, str(e), rec.raw, e.field)
+            bad = RejectedRecord(source, rec.line, e.code, str(e), rec.raw, e.field)
+            if head_sent:
+                yield bad
+            else:  # a statement's items come after its head: held until the first good row
+                early.append(bad)
             continue
         ccy = row_ccy
         account = account or row_acct or profile.extra.get("account")
@@ -191,12 +212,13 @@ def iter_bank_csv_items(stream: IO[bytes] | bytes, *, source: str, profile: CsvP
                 account=account, currency=ccy, sequence=None, created_at=None, from_date=bdate, to_date=None,
                 opening_balance_minor=opening, closing_balance_minor=None, entries=()),
                 line=rec.line, requires_balances=False, sequenced=False)
+            yield from early
         yield StatementEntry(
             amount_minor=abs(signed), currency=ccy, credit_debit=cd, booking_date=bdate, value_date=vdate,
-            account_servicer_ref=get("reference"), end_to_end_id=get("end_to_end_id"),
-            remittance_info=get("remittance"),
-            counterparty=Party(name=get("counterparty_name"), account=get("counterparty_account"),
-                               agent=get("counterparty_bank")),
+            account_servicer_ref=texts["reference"], end_to_end_id=texts["end_to_end_id"],
+            remittance_info=texts["remittance"],
+            counterparty=Party(name=texts["counterparty_name"], account=texts["counterparty_account"],
+                               agent=texts["counterparty_bank"]),
             line=rec.line)
     if index is None:
         raise MappingError("empty CSV (no header row)", source=source, line=1, code="no_statement")

@@ -21,6 +21,7 @@ from typing import IO, Literal
 from lxml import etree
 
 from ledger.canonical import CreditDebit, Party, Statement, StatementEntry, TransactionDetail
+from ledger.lexical import ascii_digits, iso_date, iso_datetime
 from ledger.money import CURRENCY_EXPONENT as _EXP
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings import accel
@@ -29,7 +30,7 @@ from mappings.iso20022 import ISO_NS_PREFIX, xpath_of
 from mappings.statement_stream import Head, Item, Summary, Tail, make_entry, make_party
 from mappings.xml import STREAM_LIMITS, Element, XmlLimits, iter_elements, open_stream
 
-NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(0[2-9]|1[0-3])$")
+NS_RE = re.compile(r"\Aurn:iso:std:iso:20022:tech:xsd:(camt\.05[234])\.001\.(0[2-9]|1[0-3])\Z", re.ASCII)
 _CONTAINER = {"camt.053": ("BkToCstmrStmt", "Stmt"), "camt.054": ("BkToCstmrDbtCdtNtfctn", "Ntfctn"),
               "camt.052": ("BkToCstmrAcctRpt", "Rpt")}
 #: The compiled per-entry fast path (mappings/_camt_accel.pyx) or None; read at each parse, so
@@ -107,7 +108,7 @@ class _Ctx:
             if cached is not None:
                 return cached
             try:
-                value = date.fromisoformat(day)
+                value = iso_date(day)  # YYYY-MM-DD exactly (fromisoformat alone takes 20260302)
             except ValueError as e:
                 raise self.fail(child, field, f"invalid date {t!r}", "invalid_date") from e
             if len(self.dates) < 4096:
@@ -119,7 +120,7 @@ class _Ctx:
         t = self.text(el)
         if t is None or el is None:
             return None
-        if not t.isdigit():
+        if not ascii_digits(t):  # str.isdigit() is true for "１２" and "١٢" too
             raise self.fail(el, field, f"not a number: {t!r}")
         return int(t)
 
@@ -207,7 +208,8 @@ def _fast_minor(text: str | None, currency: str) -> int | None:
         return None
     whole, _, frac = text.strip().partition(".")
     exp = _EXP.get(currency)
-    if exp is None or len(frac) > exp or not whole.isascii() or not whole.isdigit() \
+    # a subset of what to_minor accepts (at most 18 integer digits: to_minor bounds them at 24)
+    if exp is None or len(frac) > exp or len(whole) > 18 or not whole.isascii() or not whole.isdigit() \
             or (frac and not (frac.isascii() and frac.isdigit())):
         return None
     minor: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
@@ -357,7 +359,7 @@ def _entry(c: _Ctx, tags: _Tags, ntry: Element) -> StatementEntry:
             exp = _EXP.get(ccy) if ccy else None
             if t is not None and exp is not None:  # _fast_minor, inlined: plain "123.45"
                 whole, _, frac = t.strip().partition(".")
-                if len(frac) <= exp and whole.isascii() and whole.isdigit() \
+                if len(frac) <= exp and len(whole) <= 18 and whole.isascii() and whole.isdigit() \
                         and (not frac or (frac.isascii() and frac.isdigit())):
                     amount = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
             if amount is None:
@@ -489,14 +491,14 @@ def _head(c: _Ctx, stmt: Element, fmt: str, msg_id: str | None, first_entry: Ele
             t = c.text(child)
             if t:
                 try:
-                    created = datetime.fromisoformat(t.replace("Z", "+00:00"))
+                    created = iso_datetime(t)
                 except ValueError as e:
                     raise c.fail(child, "CreDtTm", f"invalid date-time {t!r}", "invalid_datetime") from e
         elif name == "FrToDt":
             frm_t, to_t = c.child_text(child, "FrDtTm"), c.child_text(child, "ToDtTm")
             try:
-                frm = date.fromisoformat(frm_t[:10]) if frm_t else None
-                to = date.fromisoformat(to_t[:10]) if to_t else None
+                frm = iso_date(frm_t[:10]) if frm_t else None
+                to = iso_date(to_t[:10]) if to_t else None
             except ValueError as e:
                 raise c.fail(child, "FrToDt", "invalid from/to date", "invalid_date") from e
         elif name in ("StmtPgntn", "NtfctnPgntn", "RptPgntn"):
@@ -737,7 +739,7 @@ def _write_statement(xf: etree._IncrementalFileWriter, st: Statement, v8: bool,
                 _leaf(xf, "ToDtTm", f"{st.to_date.isoformat()}T23:59:59")
         with xf.element("Acct"):
             with xf.element("Id"):
-                if re.match(r"^[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}$", st.account):
+                if re.match(r"\A[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}\Z", st.account):
                     _leaf(xf, "IBAN", st.account)
                 else:
                     with xf.element("Othr"):
@@ -745,7 +747,7 @@ def _write_statement(xf: etree._IncrementalFileWriter, st: Statement, v8: bool,
             _leaf(xf, "Ccy", ccy)
             if st.account_servicer:
                 with xf.element("Svcr"), xf.element("FinInstnId"):
-                    if re.match(r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$", st.account_servicer):
+                    if re.match(r"\A[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?\Z", st.account_servicer):
                         _leaf(xf, "BICFI" if v8 else "BIC", st.account_servicer)
                     else:
                         with xf.element("Othr"):

@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.canonical import Party, PaymentInstruction
+from ledger.lexical import iso_date
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.errors import FieldError
 
@@ -65,7 +66,7 @@ def instruction_from_json(data: Any, *, index: int = 0) -> PaymentInstruction:
             end_to_end_id=str(data["end_to_end_id"]),
             amount_minor=to_minor(amount, ccy),
             currency=ccy,
-            requested_execution_date=date.fromisoformat(str(data["requested_execution_date"])),
+            requested_execution_date=iso_date(str(data["requested_execution_date"])),
             debtor=_party(data["debtor"], f"{where}.debtor"),
             creditor=_party(data["creditor"], f"{where}.creditor"),
             remittance_info=data.get("remittance_info"),

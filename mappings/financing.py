@@ -11,7 +11,7 @@ three are given; a rejection carries a reason; a disbursement carries amount and
 from __future__ import annotations
 
 import json
-from decimal import Decimal, InvalidOperation
+import re
 from typing import Any
 
 from ledger.canonical import FinancingDecision
@@ -19,8 +19,10 @@ from mappings import batch
 from mappings.batch import RecordError
 from mappings.canonical_json import to_json
 from mappings.errors import FieldError
+from mappings.json_records import first_duplicate, loads_records
 
 DECISIONS = ("APPROVED", "DISBURSED", "REJECTED")
+_RATE_RE = re.compile(r"\A[0-9]{1,4}(?:\.[0-9]{1,10})?\Z", re.ASCII)
 
 
 def financing_decision_from_record(record: dict[str, Any], *, source: str) -> FinancingDecision:
@@ -38,13 +40,9 @@ def financing_decision_from_record(record: dict[str, Any], *, source: str) -> Fi
         if amount is not None and interest is not None and net is not None and amount - interest != net:
             raise RecordError("amount_mismatch", "net_amount != amount - interest", "net_amount")
         rate = batch.opt_text(record, "annual_rate", max_len=16)
-        if rate is not None:
-            try:
-                if not Decimal(rate).is_finite() or Decimal(rate) < 0:
-                    raise RecordError("invalid_field", f"annual_rate {rate!r} is not a rate", "annual_rate")
-            except InvalidOperation as e:
-                raise RecordError("invalid_field", f"annual_rate {rate!r} is not decimal text",
-                                  "annual_rate") from e
+        if rate is not None and not _RATE_RE.match(rate):  # before Decimal(), which takes "３.５", "1E-2"
+            raise RecordError("invalid_field", f"annual_rate {rate!r} is not plain decimal text (0.0385)",
+                              "annual_rate")
         recourse = record.get("with_recourse")
         if recourse is not None and not isinstance(recourse, bool):
             raise RecordError("invalid_field", "with_recourse must be true/false", "with_recourse")
@@ -70,10 +68,11 @@ def financing_decision_from_record(record: dict[str, Any], *, source: str) -> Fi
 
 def parse_financing_decision(data: bytes, *, source: str) -> FinancingDecision:
     """One decision document; raises FieldError naming the field."""
-    try:
-        record = json.loads(data, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise FieldError(f"not JSON: {e}", source=source, code="malformed_json") from e
+    record = loads_records(data, source=source)
+    dup = first_duplicate(record)
+    if dup is not None:
+        raise FieldError(f"{dup} appears twice in one object", source=source, field=dup,
+                         code="duplicate_field")
     if not isinstance(record, dict):
         raise FieldError("expected a JSON object", source=source, code="invalid_field")
     return financing_decision_from_record(record, source=source)

@@ -2,7 +2,10 @@
 
 One row per journal line: ``journal_id, company_code, journal_date, posting_id, kind,
 posting_date, description, line_no, account_code, debit, credit, currency, party_uscc,
-voucher_id, piece_id, memo`` (amounts as decimal text). Rendering refuses a posting whose debits
+voucher_id, piece_id, memo``. Amounts and line numbers are bare numbers; every text cell is
+quoted and neutralised by ``ledger.inert`` (a description carries ledger keys that outside
+systems chose: a key like ``=cmd|...`` is written ``'=cmd|...``; ``parse_gl_journal`` and any
+importer restore it by dropping one leading apostrophe). Rendering refuses a posting whose debits
 and credits do not balance per currency, or a line that is both debit and credit. The ledger
 produces the ``GlJournal``; ``parse_gl_journal`` exists for round trips and the ERP sandbox.
 No I/O beyond the bytes handed in.
@@ -14,9 +17,12 @@ import csv
 import io
 from collections import defaultdict
 from datetime import date
+from decimal import Decimal
 from typing import Literal
 
 from ledger.canonical import GlJournal, GlLine, GlPosting
+from ledger.inert import csv_row, restore_csv_cell
+from ledger.lexical import iso_date
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.csv_records import iter_csv_records
 from mappings.errors import FieldError, RenderError
@@ -45,21 +51,21 @@ def check_posting(p: GlPosting) -> None:
 
 def render_gl_journal(journal: GlJournal, *,
                       encoding: Literal["utf-8", "utf-8-sig", "gb18030"] = "utf-8") -> bytes:
-    """The journal as CSV bytes (deterministic); raises RenderError on an unbalanced posting."""
+    """The journal as CSV bytes (deterministic); raises RenderError on an unbalanced posting.
+    Text cells quoted and neutralised (``ledger.inert.csv_row``), amounts bare decimal numbers."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     w.writerow(GL_COLUMNS)
     for p in journal.postings:
         check_posting(p)
         for n, line in enumerate(p.lines, start=1):
-            w.writerow([
-                journal.journal_id, journal.company_code, journal.journal_date.isoformat(), p.posting_id,
-                p.kind, p.posting_date.isoformat(), p.description, n, line.account_code,
-                to_decimal_text(line.debit_minor, line.currency) if line.debit_minor else "",
-                to_decimal_text(line.credit_minor, line.currency) if line.credit_minor else "",
-                line.currency, line.party_uscc or "", line.voucher_id or "", line.piece_id or "",
-                line.memo or "",
-            ])
+            w.writerow(csv_row((
+                journal.journal_id, journal.company_code, journal.journal_date, p.posting_id,
+                p.kind, p.posting_date, p.description, n, line.account_code,
+                Decimal(to_decimal_text(line.debit_minor, line.currency)) if line.debit_minor else None,
+                Decimal(to_decimal_text(line.credit_minor, line.currency)) if line.credit_minor else None,
+                line.currency, line.party_uscc, line.voucher_id, line.piece_id, line.memo,
+            )))
     return buf.getvalue().encode(encoding)
 
 
@@ -77,7 +83,7 @@ def parse_gl_journal(data: bytes, *, source: str, encoding: str = "auto") -> GlJ
                 raise FieldError(f"header must be {','.join(GL_COLUMNS)}", source=source, line=rec.line,
                                  field="header", code="missing_column")
             continue
-        row = dict(zip(header, rec.fields, strict=False))
+        row = dict(zip(header, (restore_csv_cell(f) for f in rec.fields), strict=False))
         row["_line"] = str(rec.line)
         rows.append(row)
     if not rows:
@@ -103,7 +109,7 @@ def parse_gl_journal(data: bytes, *, source: str, encoding: str = "auto") -> GlJ
         if kind not in ("issuance", "financing", "clearing", "other"):
             raise FieldError(f"unknown posting kind {kind!r}", source=source, line=int(first["_line"]),
                              field="kind", code="invalid_field")
-        posting = GlPosting(pid, kind, date.fromisoformat(first["posting_date"]),  # type: ignore[arg-type]
+        posting = GlPosting(pid, kind, _day(first, "posting_date", source),  # type: ignore[arg-type]
                             first["description"], tuple(lines))
         try:
             check_posting(posting)
@@ -112,5 +118,13 @@ def parse_gl_journal(data: bytes, *, source: str, encoding: str = "auto") -> GlJ
                              code="unbalanced") from e
         out.append(posting)
     first = rows[0]
-    return GlJournal(first["journal_id"], first["company_code"], date.fromisoformat(first["journal_date"]),
+    return GlJournal(first["journal_id"], first["company_code"], _day(first, "journal_date", source),
                      tuple(out))
+
+
+def _day(row: dict[str, str], name: str, source: str) -> date:
+    try:
+        return iso_date(row[name])
+    except ValueError as e:
+        raise FieldError(str(e), source=source, line=int(row["_line"]), field=name,
+                         code="invalid_date") from e

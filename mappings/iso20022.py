@@ -12,14 +12,15 @@ from datetime import date, datetime
 
 from lxml import etree
 
+from ledger import lexical
 from ledger.canonical import Party
 from ledger.money import AmountError, to_decimal_text, to_minor
 from mappings.errors import FieldError, RenderError
 from mappings.xml import Element
 
-IBAN_RE = re.compile(r"^[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}$")
-BIC_RE = re.compile(r"^[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?$")
-CNAPS_RE = re.compile(r"^[0-9]{12}$")
+IBAN_RE = re.compile(r"\A[A-Z]{2}[0-9]{2}[a-zA-Z0-9]{1,30}\Z", re.ASCII)
+BIC_RE = re.compile(r"\A[A-Z]{6}[A-Z2-9][A-NP-Z0-9]([A-Z0-9]{3})?\Z", re.ASCII)
+CNAPS_RE = re.compile(r"\A[0-9]{12}\Z", re.ASCII)
 USCC_SCHEME = "USCC"
 ISO_NS_PREFIX = "urn:iso:std:iso:20022:tech:xsd:"
 
@@ -192,7 +193,7 @@ def amount_of(el: Element, source: str, *, allow_negative: bool = False) -> tupl
 
 def parse_date(value: str, *, source: str, line: int | None, field: str) -> date:
     try:
-        return date.fromisoformat(value[:10])
+        return lexical.iso_date(value[:10])  # an ISODate, or the date part of an ISODateTime
     except ValueError as e:
         raise FieldError(f"invalid date {value!r}", source=source, line=line, field=field,
                          code="invalid_date") from e
@@ -200,7 +201,7 @@ def parse_date(value: str, *, source: str, line: int | None, field: str) -> date
 
 def parse_datetime(value: str, *, source: str, line: int | None, field: str) -> datetime:
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return lexical.iso_datetime(value)
     except ValueError as e:
         raise FieldError(f"invalid date-time {value!r}", source=source, line=line, field=field,
                          code="invalid_datetime") from e

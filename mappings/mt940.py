@@ -36,13 +36,13 @@ if TYPE_CHECKING:
 #: can switch it off (``monkeypatch.setattr(mt940, "_ACCEL", None)``)
 _ACCEL = accel.load("mt940")
 
-_TAG_RE = re.compile(r"^:(\d\d[A-Z]?):")
-_BAL_RE = re.compile(r"^(?P<cd>[CD])(?P<date>\d{6})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)$")
+_TAG_RE = re.compile(r"\A:(\d\d[A-Z]?):", re.ASCII)
+_BAL_RE = re.compile(r"\A(?P<cd>[CD])(?P<date>\d{6})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)\Z", re.ASCII)
 _LINE_RE = re.compile(
-    r"^(?P<vdate>\d{6})(?P<edate>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z])?(?P<amount>\d[\d,]{0,15})"
-    r"(?P<ttype>[NFS][A-Z0-9]{3})(?P<rest>[^\n]*)(?:\n(?P<extra>.*))?$", re.DOTALL)
-_TOTAL_RE = re.compile(r"^(?P<n>\d{1,5})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)$")
-_28_RE = re.compile(r"^(?P<seq>\d{1,5})(?:/(?P<page>\d{1,5}))?$")
+    r"\A(?P<vdate>\d{6})(?P<edate>\d{4})?(?P<mark>RC|RD|C|D)(?P<funds>[A-Z])?(?P<amount>\d[\d,]{0,15})"
+    r"(?P<ttype>[NFS][A-Z0-9]{3})(?P<rest>[^\n]*)(?:\n(?P<extra>.*))?\Z", re.DOTALL | re.ASCII)
+_TOTAL_RE = re.compile(r"\A(?P<n>\d{1,5})(?P<ccy>[A-Z]{3})(?P<amount>\d[\d,]*)\Z", re.ASCII)
+_28_RE = re.compile(r"\A(?P<seq>\d{1,5})(?:/(?P<page>\d{1,5}))?\Z", re.ASCII)
 _SLASH_CODES = {"EREF": "end_to_end_id", "REMI": "remittance_info", "NAME": "name", "IBAN": "account",
                 "BIC": "agent", "RTRN": "return_reason", "ORDP": "ordp", "BENM": "benm", "CNTP": "cntp"}
 _SLASH_RE = re.compile(r"/(EREF|REMI|NAME|IBAN|BIC|RTRN|ORDP|BENM|CNTP|MARF|CSID|PREF|IREF|ULTC|ULTD|PURP|"
@@ -85,7 +85,7 @@ def _yymmdd(text: str, source: str, line: int, field: str) -> date:
 def _amount(text: str, ccy: str, source: str, line: int, field: str) -> int:
     whole, _, frac = text.partition(",")
     exp = CURRENCY_EXPONENT.get(ccy)
-    if exp is not None and len(frac) <= exp and whole.isdigit() and whole.isascii() \
+    if exp is not None and len(frac) <= exp and len(whole) <= 18 and whole.isdigit() and whole.isascii() \
             and (not frac or (frac.isdigit() and frac.isascii())):  # the common case, exactly
         minor: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
         return minor
@@ -166,7 +166,7 @@ class _Parser:
         cd: CreditDebit = "CRDT" if mark in {"C", "RD"} else "DBIT"
         exp = CURRENCY_EXPONENT.get(ccy)
         whole, _, frac = amount_s.partition(",")
-        if exp is not None and len(frac) <= exp and whole.isdigit() and whole.isascii() \
+        if exp is not None and len(frac) <= exp and len(whole) <= 18 and whole.isdigit() and whole.isascii() \
                 and (not frac or (frac.isdigit() and frac.isascii())):  # _amount's common case, inlined
             amount: int = int(whole) * 10**exp + (int(frac) * 10 ** (exp - len(frac)) if frac else 0)
         else:
@@ -252,7 +252,7 @@ class _Parser:
             self.pending_line = line
         elif tag == "25":
             acct = value.strip()
-            if self.d.strip_account_currency and re.search(r"[A-Z]{3}$", acct):
+            if self.d.strip_account_currency and re.search(r"[A-Z]{3}\Z", acct):
                 acct = acct[:-3]
             self.account = acct
         elif tag in ("28", "28C"):
@@ -470,6 +470,9 @@ def iter_mt940_items(stream: IO[bytes] | bytes, *, source: str,
                     else:
                         new_tag = None
                     if new_tag is not None:
+                        if not new_tag.isascii():  # ":６１:": an entry written in other digits
+                            raise FieldError(f"field tag {text[:5]!r} is not written in ASCII digits",
+                                             source=source, line=lineno, field="tag", code="invalid_field")
                         if tag is not None:
                             if tag == "86" and p.pending is not None:  # the common :86: of an entry
                                 p.pending_info.append(
@@ -576,7 +579,7 @@ def render_mt940(statements: Iterable[Statement], *, sender: str = "CVHUBSANDBOX
             bd = e.booking_date or vd
             mark = ("R" if e.reversal else "") + (
                 ("D" if e.credit_debit == "CRDT" else "C") if e.reversal else e.credit_debit[0])
-            ttype = e.bank_tx_code if e.bank_tx_code and re.match(r"^[NFS][A-Z0-9]{3}$", e.bank_tx_code) \
+            ttype = e.bank_tx_code if e.bank_tx_code and re.match(r"\A[NFS][A-Z0-9]{3}\Z", e.bank_tx_code) \
                 else "NTRF"
             line = f":61:{_yy(vd)}{bd.strftime('%m%d')}{mark}{_amt(e.amount_minor, ccy)}{ttype}" \
                    f"{(e.entry_ref or 'NONREF')[:16]}"

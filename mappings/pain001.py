@@ -29,7 +29,7 @@ from mappings.xml import DEFAULT_LIMITS, XmlLimits, parse_document, secure_parse
 
 Pain001Version = Literal["03", "09"]
 SUPPORTED_VERSIONS: tuple[Pain001Version, ...] = ("03", "09")
-_ID_RE = re.compile(r"^[A-Za-z0-9/\-?:().,'+ ]{1,35}$")  # SWIFT-safe Max35Text
+_ID_RE = re.compile(r"\A[A-Za-z0-9/\-?:().,'+ ]{1,35}\Z", re.ASCII)  # SWIFT-safe Max35Text
 
 
 def namespace(version: str) -> str:

@@ -22,7 +22,7 @@ from mappings.errors import FieldError, RenderError, UnsupportedFormat
 from mappings.iso20022 import ISO_NS_PREFIX, Reader, Writer, iso_datetime
 from mappings.xml import DEFAULT_LIMITS, Element, XmlLimits, parse_document
 
-_NS_RE = re.compile(r"^urn:iso:std:iso:20022:tech:xsd:pain\.002\.001\.(0[3-9]|1[0-4])$")
+_NS_RE = re.compile(r"\Aurn:iso:std:iso:20022:tech:xsd:pain\.002\.001\.(0[3-9]|1[0-4])\Z", re.ASCII)
 KNOWN_STATUSES = frozenset({
     "ACCP", "ACSC", "ACSP", "ACTC", "ACWC", "ACWP", "ACCC", "ACFC", "ACIS", "PART", "PDNG", "RCVD",
     "RJCT", "CANC", "BLCK", "PATC", "PRES", "STLD",

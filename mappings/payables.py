@@ -9,9 +9,7 @@ Field-by-field shapes are in ``docs/mappings.md``. No I/O beyond the bytes/strea
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
-from decimal import Decimal
 from typing import IO, Any
 
 from ledger.canonical import Payable
@@ -19,6 +17,7 @@ from mappings import batch
 from mappings.batch import BatchResult, RecordError
 from mappings.csv_records import iter_csv_records
 from mappings.errors import FieldError
+from mappings.json_records import JsonObject, dumps_record, first_duplicate, loads_records
 
 MAX_JSON_BYTES = 64 * 1024 * 1024
 
@@ -77,17 +76,28 @@ def _dedupe(result: BatchResult[Payable], source: str, items: Iterable[tuple[int
         result.records.append(p)
 
 
+#: The SRM states in which a payable may back a voucher. A record in any other state (``DRAFT``,
+#: ``PENDING``, ``CANCELLED``...) is refused as ``not_payable``; a record without ``status`` is taken
+#: as what the SRM listing was asked for (``status=CONFIRMED``; ERP AP exports carry no status).
+PAYABLE_STATES = ("CONFIRMED",)
+
+
 def parse_srm_payables(data: bytes, *, source: str) -> BatchResult[Payable]:
-    """SRM confirmed payables (JSON). Raises only if the document itself is unusable."""
+    """SRM confirmed payables (JSON). Raises only if the document itself is unusable.
+
+    Decoded strictly (``mappings.json_records``): a record with a key twice (``duplicate_field``),
+    a JSON-number amount (``invalid_amount``) or a state that is not payable (``not_payable``) is
+    rejected on its own and the rest of the page maps; a repeated key at the page level fails
+    the page (which list was meant cannot be told).
+    """
     if len(data) > MAX_JSON_BYTES:
         raise FieldError(f"document larger than {MAX_JSON_BYTES} bytes", source=source, code="too_large")
-    try:
-        doc = json.loads(data, parse_float=Decimal)  # numbers stay exact; floats never appear
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        line = getattr(e, "lineno", None)
-        raise FieldError(f"not JSON: {e}", source=source, line=line, code="malformed_json") from e
+    doc = loads_records(data, source=source)
     items = doc
     if isinstance(doc, dict):
+        if isinstance(doc, JsonObject) and doc.duplicates:
+            raise FieldError(f"key {doc.duplicates[0]!r} appears twice in the page object", source=source,
+                             field=doc.duplicates[0], code="duplicate_field")
         items = doc.get("payables", doc.get("data"))
     if not isinstance(items, list):
         raise FieldError("expected a list of payables (or {\"payables\": [...]})", source=source,
@@ -95,10 +105,19 @@ def parse_srm_payables(data: bytes, *, source: str) -> BatchResult[Payable]:
     result: BatchResult[Payable] = BatchResult()
     good: list[tuple[int, bytes, Payable]] = []
     for n, record in enumerate(items, start=1):
-        raw = json.dumps(record, ensure_ascii=False, sort_keys=True, default=str).encode("utf-8")
+        raw = dumps_record(record)
         try:
             if not isinstance(record, dict):
                 raise RecordError("invalid_field", "payable must be a JSON object", "payables[]")
+            dup = first_duplicate(record)
+            if dup is not None:
+                raise RecordError("duplicate_field", f"{dup} appears twice in the record", dup)
+            status = record.get("status")
+            if status is not None:
+                state = batch.req_text(record, "status", max_len=32)
+                if state not in PAYABLE_STATES:
+                    raise RecordError("not_payable", f"status {state!r} is not payable (only "
+                                      f"{', '.join(PAYABLE_STATES)} is): skipped, not mapped", "status")
             good.append((n, raw, payable_from_record(record)))
         except RecordError as e:
             result.rejected.append(batch.reject(source, n, e, raw))

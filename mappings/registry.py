@@ -6,22 +6,30 @@ as XML in cvhub's own namespace ``urn:cvhub:registry:registration:1`` (both docu
 ``docs/mappings.md``). ``parse_registry_response`` reads the registry adapter's answer to
 register / query / amend / cancel. Parties are checked (USCC check digits) before anything is
 rendered. No I/O.
+
+The packet carries the parties' names and the description **exactly** (a registration is a legal
+filing searched by name: no apostrophe is added to a name that starts with ``=`` or ``-``; JSON and
+XML escaping keep every value inert for the systems that read them). What the packet refuses is text
+that would be filed under a disguise or cannot be carried at all: control characters, bidi
+overrides/isolates, line separators, lone surrogates (``ledger.inert.has_unsafe_chars``), as a
+``RenderError`` naming the field (docs/mappings.md, docs/recon.md "Inert text").
 """
 
 from __future__ import annotations
 
 import json
-from decimal import Decimal
 from typing import Any, Literal
 
 from lxml import etree
 from stdnum.cn import uscc as _uscc
 
 from ledger.canonical import Party, RegistrationRequest, RegistryConflict, RegistryResponse
+from ledger.inert import has_unsafe_chars
 from ledger.money import to_decimal_text
 from mappings import batch
 from mappings.batch import RecordError
 from mappings.errors import FieldError, RenderError
+from mappings.json_records import first_duplicate, loads_records
 
 PACKET_NS = "urn:cvhub:registry:registration:1"
 STATUSES = ("REGISTERED", "AMENDED", "CANCELLED", "FOUND", "NOT_FOUND", "PENDING", "REJECTED")
@@ -37,13 +45,25 @@ def _party_json(p: Party, field: str) -> dict[str, str | None]:
     return {"name": p.name, "uscc": p.uscc, "account": p.account, "agent": p.agent}
 
 
+def _refuse_unsafe_text(value: Any, field: str) -> None:
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _refuse_unsafe_text(v, f"{field}.{k}" if field else k)
+    elif isinstance(value, str) and has_unsafe_chars(value):
+        bad = next(ch for ch in value if has_unsafe_chars(ch))
+        raise RenderError(f"{field} contains the control or invisible formatting character "
+                          f"U+{ord(bad):04X}; the registry would file a disguised or broken text",
+                          field=field)
+
+
 def registration_packet(req: RegistrationRequest) -> dict[str, Any]:
-    """The packet as JSON-ready data (keys sorted when dumped)."""
+    """The packet as JSON-ready data (keys sorted when dumped); raises RenderError naming the
+    field for an invalid party, amount or period, or text with control/bidi characters."""
     if req.amount_minor <= 0:
         raise RenderError("amount must be positive", field="amount_minor")
     if not 1 <= req.period_months <= 360:
         raise RenderError("period_months must be 1..360", field="period_months")
-    return {
+    packet = {
         "schema": "cvhub.registry.registration/1",
         "request_id": req.request_id,
         "registration_type": req.registration_type,
@@ -60,6 +80,8 @@ def registration_packet(req: RegistrationRequest) -> dict[str, Any]:
         },
         "period_months": req.period_months,
     }
+    _refuse_unsafe_text(packet, "")
+    return packet
 
 
 def render_registration_packet(req: RegistrationRequest, *,
@@ -90,10 +112,11 @@ def render_registration_packet(req: RegistrationRequest, *,
 def parse_registry_response(data: bytes, *, source: str) -> RegistryResponse:
     """``{"request_id", "operation", "status", "registration_no", "registered_at", "expires_on",
     "conflicts": [{"registration_no", "registrant", "registered_at", "description"}], "reason"}``."""
-    try:
-        doc = json.loads(data, parse_float=Decimal)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
-        raise FieldError(f"not JSON: {e}", source=source, code="malformed_json") from e
+    doc = loads_records(data, source=source)  # strict: bad UTF-8, depth, numbers kept as text
+    dup = first_duplicate(doc)
+    if dup is not None:
+        raise FieldError(f"{dup} appears twice in one object", source=source, field=dup,
+                         code="duplicate_field")
     if not isinstance(doc, dict):
         raise FieldError("expected a JSON object", source=source, code="invalid_field")
     try:

@@ -1,20 +1,22 @@
 """``cvhub recon``: reconcile a statement against the ledger, write the daily finance package.
 
 The CLI is the edge: it reads files, opens the ledger (migrated to head) and runs one transaction
-per statement. ``run`` takes canonical statement JSON (what ``cvhub map statement`` prints); raw
-bank files (camt.052/053/054, MT940/942, format detected) go through
-``mappings.statements.parse_statements``, imported lazily inside the command (the engine itself
-never imports mappings). Heavy imports
+per statement. ``run`` takes canonical statement JSON (what ``cvhub map statement`` prints) or a
+raw bank file: camt.052/053/054 and MT940/942 detected as ``cvhub map statement`` detects them
+(an MT940 starting ``{1:`` is not JSON), any profile with ``--profile``; those go through
+``mappings.statements``, imported lazily inside the command (the engine itself never imports
+mappings). Heavy imports
 happen inside the commands so ``cvhub --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+
+from ledger.lexical import iso_date
 
 app = typer.Typer(no_args_is_help=True, add_completion=False,
                   help="Reconciliation and the daily finance package.")
@@ -25,32 +27,47 @@ def _fail(msg: str) -> None:
     raise typer.Exit(1)
 
 
-def _read_statements(path: Path, fmt: str) -> list[Any]:
+def looks_like_json(raw: bytes) -> bool:
+    """Whether a statement file is canonical statement JSON rather than a bank file: its first
+    non-blank byte opens a list, or an object whose first token is a key or its end. An MT940
+    message also starts with ``{`` (``{1:F01...}``), so ``{`` alone decides nothing."""
+    text = raw[:4096].removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"["):
+        return True
+    return text.startswith(b"{") and text[1:].lstrip()[:1] in (b'"', b"}")
+
+
+def _read_statements(path: Path, fmt: str, profile: str | None) -> list[Any]:
     from ledger.recon.statement_json import StatementJsonError, load_statements
 
     raw = path.read_bytes()
-    head = raw.lstrip()[:1]
-    if fmt == "json" or (fmt == "auto" and head in (b"{", b"[")):
+    if fmt == "json" or (fmt == "auto" and profile is None and looks_like_json(raw)):
         try:
             return load_statements(raw, str(path))
         except StatementJsonError as e:
             _fail(str(e))
-    return _parse_bank_file(path, raw)
+    return _parse_bank_file(path, raw, profile)
 
 
-def _parse_bank_file(path: Path, raw: bytes) -> list[Any]:
-    """A raw bank statement (camt.05x, MT940/942) through ``mappings.statements.parse_statements``,
-    imported here only: the CLI is the edge, the engine never imports mappings."""
+def _parse_bank_file(path: Path, raw: bytes, profile: str | None) -> list[Any]:
+    """A raw bank statement (camt.05x, MT940/942 detected as ``cvhub map statement`` does, or any
+    format with ``--profile``) through ``mappings.statements``, imported here only: the CLI is
+    the edge, the engine never imports mappings."""
     try:
-        from mappings.statements import parse_statements
+        from mappings.statements import parse_statements_with_rejects
     except ImportError:
         _fail(f"{path}: not canonical statement JSON, and no mappings parser is installed; "
               "convert it first with `cvhub map statement`")
     try:
-        return list(parse_statements(raw, source=path.name))
+        statements, rejected = parse_statements_with_rejects(raw, source=path.name, profile=profile)
     except Exception as e:  # the mappings error names file/line/field; show it as one line
         _fail(f"{path}: {e}")
-    return []
+        return []
+    if rejected:
+        first = rejected[0]
+        typer.echo(f"warning: {path}: {len(rejected)} row(s) rejected and not reconciled (first: line "
+                   f"{first.line} {first.reason}: {first.message}); see `cvhub map statement`", err=True)
+    return statements
 
 
 @app.command("run")
@@ -62,7 +79,9 @@ def run(
     db: Annotated[str | None, typer.Option(
         "--db", help="Ledger database URL (default: CVHUB_DB_URL or SQLite).")] = None,
     fmt: Annotated[str, typer.Option(
-        "--format", help="json | auto (JSON, else a bank file via mappings).")] = "auto",
+        "--format", help="json | auto (JSON, else a bank file detected as `map statement` does).")] = "auto",
+    profile: Annotated[str | None, typer.Option(
+        "--profile", help="Bank statement profile (as for `cvhub map statement`; CSV needs one).")] = None,
     window_before: Annotated[int, typer.Option(help="Days before the due date a payment may be valued.")] = 3,
     window_after: Annotated[int, typer.Option(help="Days after the due date a payment may be valued.")] = 5,
     as_of: Annotated[str | None, typer.Option(
@@ -75,10 +94,12 @@ def run(
 
     if fmt not in ("json", "auto"):
         _fail(f"--format: {fmt!r} is not one of json, auto")
-    statements = _read_statements(statement, fmt)
+    if fmt == "json" and profile is not None:
+        _fail("--profile names a bank format: not with --format json")
+    statements = _read_statements(statement, fmt, profile)
     try:
         cfg = MatchConfig(window_before_days=window_before, window_after_days=window_after)
-        day = date.fromisoformat(as_of) if as_of else None
+        day = iso_date(as_of) if as_of else None
     except ValueError as e:
         _fail(str(e))
     led = Ledger.open(db)
@@ -119,7 +140,7 @@ def report(
     if encoding not in ("utf-8-sig", "gb18030"):
         _fail(f"--encoding: {encoding!r} is not one of utf-8-sig, gb18030")
     try:
-        business_date = date.fromisoformat(day)
+        business_date = iso_date(day)
     except ValueError:
         _fail(f"--date: {day!r} is not YYYY-MM-DD")
     led = Ledger.open(db)

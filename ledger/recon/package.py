@@ -8,7 +8,11 @@ reportlab.graphics) and ``manifest.json`` (every file with SHA-256, bytes, row c
 
 Bytes are deterministic for the same data: timestamps come from the business date, the XLSX zip
 entries carry fixed times, the PDF is written with ``invariant=1``. Amounts are integer minor
-units turned into decimal text (CSV) or ``Decimal`` cells (XLSX); never ``float``.
+units turned into bare decimal numbers (CSV) or ``Decimal`` cells (XLSX); never ``float``.
+Every text value (statement remittance, counterparty names, ids: outside data) goes through
+``ledger.inert`` on its way into a file: CSV cells neutralised and quoted, XLSX text always string
+cells, HTML escaped, PDF controls made visible; the manifest lists what changed and where the
+exact values come from. No output cell is ever a formula.
 It only reads the database; it must never write to it, and never import connectors or mappings.
 """
 
@@ -16,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import hashlib
-import html
 import io
 import json
 import re
@@ -32,6 +35,7 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ledger import inert
 from ledger.models import InstructionRow
 from ledger.money import exponent, to_decimal_text
 from ledger.recon.model import NEXT_ACTION, normalise_account
@@ -120,6 +124,7 @@ class PackageData:
     exceptions: list[ExceptionRecord] = field(default_factory=list)
     open_exceptions: list[ExceptionRecord] = field(default_factory=list)   # as of the date, any day
     daily: dict[str, list[tuple[date, int, int]]] = field(default_factory=dict)  # ccy -> (day, exp, rcv)
+    sources: list[dict[str, str]] = field(default_factory=list)   # the statements the rows come from
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +201,31 @@ def load_package_data(session: Session, business_date: date, *, options: Package
         parts[None if options.by == "all" else UNASSIGNED] = PackageData(
             business_date, options.by, None if options.by == "all" else UNASSIGNED)
     _daily(session, business_date, options, parts, ledger)
+    _sources(session, parts)
     return [parts[k] for k in sorted(parts, key=lambda k: k or "")]
+
+
+def _sources(session: Session, parts: dict[str | None, PackageData]) -> None:
+    """Per partition, the statements its rows come from (key, format, content SHA-256): where the
+    exact text of every line is kept (``recon_lines`` / ``recon_matches``, and the raw file in the
+    archive under the statements flow)."""
+    st = StatementRow
+    wanted = {(r.account, r.statement_id) for p in parts.values() for r in p.matched}
+    wanted |= {(x.account, x.statement_id) for p in parts.values()
+               for x in (*p.exceptions, *p.open_exceptions) if x.statement_id is not None}
+    ids = sorted({sid for _, sid in wanted})
+    found: dict[tuple[str, str], dict[str, str]] = {}
+    for i in range(0, len(ids), 500):
+        for acct, sid, key, fmt, sha in session.execute(
+                select(st.account, st.statement_id, st.statement_key, st.source_format, st.content_sha256)
+                .where(st.statement_id.in_(ids[i:i + 500]))):
+            if (acct, sid) in wanted:
+                found[(acct, sid)] = {"statement_key": key, "source_format": fmt, "content_sha256": sha}
+    for pdata in parts.values():
+        mine = {(r.account, r.statement_id) for r in pdata.matched}
+        mine |= {(x.account, x.statement_id) for x in (*pdata.exceptions, *pdata.open_exceptions)
+                 if x.statement_id is not None}
+        pdata.sources = [found[k] for k in sorted(mine) if k in found]
 
 
 def _daily(session: Session, business_date: date, options: PackageOptions,
@@ -281,21 +310,24 @@ def _d(v: date | None) -> str:
 
 
 def render_csv(data: PackageData, encoding: Encoding) -> bytes:
+    """Every text cell quoted and neutralised (``ledger.inert.csv_row``); amounts, line and group
+    numbers bare numbers."""
     buf = io.StringIO()
-    w = csv.writer(buf, lineterminator="\r\n")
+    w = csv.writer(buf, lineterminator="\r\n", quoting=csv.QUOTE_NONNUMERIC)
     w.writerow(CSV_COLUMNS)
-    bd = data.business_date.isoformat()
+    bd = data.business_date
+    row = inert.csv_row
     for r in data.matched:
-        w.writerow(("MATCHED", bd, r.account, r.statement_id, r.line_no, _d(r.value_date), r.direction,
-                    _money(r.amount_minor, r.currency), r.currency, r.item_kind, r.item_id, r.item_ref or "",
-                    r.voucher_no or "", r.piece_no or "", r.obligor_uscc or "", r.rule, r.group_no,
-                    r.counterparty or "", r.bank_ref or "", "matched", "", ""))
+        w.writerow(row(("MATCHED", bd, r.account, r.statement_id, r.line_no, r.value_date, r.direction,
+                        _dec(r.amount_minor, r.currency), r.currency, r.item_kind, r.item_id, r.item_ref,
+                        r.voucher_no, r.piece_no, r.obligor_uscc, r.rule, r.group_no, r.counterparty,
+                        r.bank_ref, "matched", "", "")))
     for x in data.exceptions:
         detail = f"{x.detail}; remittance: {x.remittance_info}" if x.remittance_info else x.detail
-        w.writerow(("EXCEPTION", bd, x.account, x.statement_id or "", x.line_no or "", _d(x.value_date),
-                    x.direction or "", _money(x.amount_minor, x.currency), x.currency, "",
-                    x.item_id or "", "", "", "", x.obligor_uscc or "", x.code, "", x.counterparty or "", "",
-                    x.status, detail, NEXT_ACTION[x.code]))
+        w.writerow(row(("EXCEPTION", bd, x.account, x.statement_id, x.line_no, x.value_date, x.direction,
+                        _dec(x.amount_minor, x.currency), x.currency, "", x.item_id, "", "", "",
+                        x.obligor_uscc, x.code, None, x.counterparty, "", x.status, detail,
+                        NEXT_ACTION[x.code])))
     try:
         return buf.getvalue().encode(encoding)
     except UnicodeEncodeError as e:
@@ -332,7 +364,27 @@ def _dec(minor: int, ccy: str) -> Decimal:
     return Decimal(_money(minor, ccy))
 
 
+def _xlsx_row(ws: Any, values: Sequence[Any]) -> list[Any]:
+    """``values`` for ``Worksheet.append`` with every text as a string cell (never a formula,
+    quote-prefixed when it looks like one); numbers, Decimals and dates as they are."""
+    from openpyxl.cell.cell import Cell
+
+    out: list[Any] = []
+    for v in values:
+        if isinstance(v, str):
+            text, prefix = inert.xlsx_text(v)
+            cell = Cell(ws, value=text)
+            cell.data_type = "s"          # openpyxl would store a leading "=" as a formula
+            if prefix:
+                cell.quotePrefix = True   # Excel keeps it text even when the cell is edited
+            out.append(cell)
+        else:
+            out.append(v)
+    return out
+
+
 def render_xlsx(data: PackageData, totals: dict[str, Any]) -> bytes:
+    """The workbook; every text cell goes through ``_xlsx_row`` (there are no formulas at all)."""
     from openpyxl import Workbook
     from openpyxl.styles import Alignment, Font, PatternFill
 
@@ -350,28 +402,28 @@ def render_xlsx(data: PackageData, totals: dict[str, Any]) -> bytes:
     ws = wb.active
     assert ws is not None
     ws.title = "summary"
-    ws.append(("item", "value", "currency"))
-    ws.append(("business date", data.business_date, ""))
+    ws.append(_xlsx_row(ws, ("item", "value", "currency")))
+    ws.append(_xlsx_row(ws, ("business date", data.business_date, "")))
     ws["B2"].number_format = "yyyy-mm-dd"
-    ws.append(("partition", f"{data.partition_by}: {data.partition or 'all'}", ""))
-    ws.append(("matched rows", totals["matched"]["rows"], ""))
-    ws.append(("matched statement lines", totals["matched"]["lines"], ""))
+    ws.append(_xlsx_row(ws, ("partition", f"{data.partition_by}: {data.partition or 'all'}", "")))
+    ws.append(_xlsx_row(ws, ("matched rows", totals["matched"]["rows"], "")))
+    ws.append(_xlsx_row(ws, ("matched statement lines", totals["matched"]["lines"], "")))
     for ccy, v in totals["matched"]["amount"].items():
-        ws.append(("matched amount", _dec(v["minor"], ccy), ccy))
+        ws.append(_xlsx_row(ws, ("matched amount", _dec(v["minor"], ccy), ccy)))
         ws.cell(ws.max_row, 2).number_format = _amount_format(ccy)
     for kind, cs in totals["matched"]["by_kind"].items():
         for ccy, v in cs.items():
-            ws.append((f"matched {kind}", _dec(v["minor"], ccy), ccy))
+            ws.append(_xlsx_row(ws, (f"matched {kind}", _dec(v["minor"], ccy), ccy)))
             ws.cell(ws.max_row, 2).number_format = _amount_format(ccy)
-    ws.append(("exceptions raised", totals["exceptions"]["rows"], ""))
+    ws.append(_xlsx_row(ws, ("exceptions raised", totals["exceptions"]["rows"], "")))
     for code, n in totals["exceptions"]["by_code"].items():
-        ws.append((f"exceptions {code}", n, ""))
-    ws.append(("open exceptions (all days)", totals["exceptions"]["open_all_days"], ""))
+        ws.append(_xlsx_row(ws, (f"exceptions {code}", n, "")))
+    ws.append(_xlsx_row(ws, ("open exceptions (all days)", totals["exceptions"]["open_all_days"], "")))
     for ccy, series in data.daily.items():
         for day, exp_minor, rcv_minor in series:
-            ws.append((f"expected {day.isoformat()}", _dec(exp_minor, ccy), ccy))
+            ws.append(_xlsx_row(ws, (f"expected {day.isoformat()}", _dec(exp_minor, ccy), ccy)))
             ws.cell(ws.max_row, 2).number_format = _amount_format(ccy)
-            ws.append((f"received {day.isoformat()}", _dec(rcv_minor, ccy), ccy))
+            ws.append(_xlsx_row(ws, (f"received {day.isoformat()}", _dec(rcv_minor, ccy), ccy)))
             ws.cell(ws.max_row, 2).number_format = _amount_format(ccy)
     ws.column_dimensions["A"].width = 34
     ws.column_dimensions["B"].width = 22
@@ -388,23 +440,25 @@ def render_xlsx(data: PackageData, totals: dict[str, Any]) -> bytes:
         return formats[ccy]
 
     wm = wb.create_sheet("matched")
-    wm.append(MATCHED_COLUMNS)
+    wm.append(_xlsx_row(wm, MATCHED_COLUMNS))
     row = 1
     for r in data.matched:
-        wm.append((r.account, r.statement_id, r.line_no, r.value_date, r.direction,
-                   _dec(r.amount_minor, r.currency), r.currency, r.item_kind, r.item_id, r.item_ref,
-                   r.voucher_no, r.piece_no, r.obligor_uscc, r.rule, r.group_no, r.counterparty, r.bank_ref))
+        wm.append(_xlsx_row(wm, (r.account, r.statement_id, r.line_no, r.value_date, r.direction,
+                                 _dec(r.amount_minor, r.currency), r.currency, r.item_kind, r.item_id,
+                                 r.item_ref, r.voucher_no, r.piece_no, r.obligor_uscc, r.rule, r.group_no,
+                                 r.counterparty, r.bank_ref)))
         row += 1
         wm.cell(row, 4).number_format = "yyyy-mm-dd"
         wm.cell(row, 6).number_format = amount_format(r.currency)
 
     wx = wb.create_sheet("exceptions")
-    wx.append(EXCEPTION_COLUMNS)
+    wx.append(_xlsx_row(wx, EXCEPTION_COLUMNS))
     row = 1
     for x in data.exceptions:
-        wx.append((x.code, x.account, x.statement_id, x.line_no, x.item_id, _dec(x.amount_minor, x.currency),
-                   x.currency, x.obligor_uscc, x.status, x.value_date, x.direction, x.remittance_info,
-                   x.counterparty, x.detail, NEXT_ACTION[x.code]))
+        wx.append(_xlsx_row(wx, (x.code, x.account, x.statement_id, x.line_no, x.item_id,
+                                 _dec(x.amount_minor, x.currency), x.currency, x.obligor_uscc, x.status,
+                                 x.value_date, x.direction, x.remittance_info, x.counterparty, x.detail,
+                                 NEXT_ACTION[x.code])))
         row += 1
         wx.cell(row, 6).number_format = amount_format(x.currency or "CNY")
         wx.cell(row, 10).number_format = "yyyy-mm-dd"
@@ -503,7 +557,9 @@ def _summary_rows(totals: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def render_html(data: PackageData, totals: dict[str, Any], options: PackageOptions) -> bytes:
-    esc = html.escape
+    """Every text through ``ledger.inert.html_text`` (escaped, controls visible); no scripts,
+    no links, the chart inline."""
+    esc = inert.html_text
     parts = [
         "<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{esc(_title(data))}</title>",
@@ -523,7 +579,7 @@ def render_html(data: PackageData, totals: dict[str, Any], options: PackageOptio
         for x in opn[:200]:
             where = f"{x.statement_id}#{x.line_no}" if x.line_no else (x.item_id or "")
             parts.append(
-                f"<tr><td>{x.business_date.isoformat()}</td><td>{esc(x.code)}</td><td>{esc(x.account)}</td>"
+                f"<tr><td>{esc(x.business_date.isoformat())}</td><td>{esc(x.code)}</td><td>{esc(x.account)}</td>"
                 f"<td>{esc(where)}</td><td class=\"n\">{esc(_money(x.amount_minor, x.currency))} "
                 f"{esc(x.currency)}</td><td>{esc(x.detail)}</td><td>{esc(NEXT_ACTION[x.code])}</td></tr>")
         parts.append("</table>")
@@ -546,18 +602,19 @@ def render_pdf(data: PackageData, totals: dict[str, Any], options: PackageOption
         pdfmetrics.registerFont(UnicodeCIDFont("STSong-Light"))   # CJK names without a font file
     buf = io.BytesIO()
     c = canvas.Canvas(buf, pagesize=A4, invariant=1, pageCompression=1)
-    c.setTitle(_title(data))
+    text = inert.pdf_text
+    c.setTitle(text(_title(data)))
     c.setAuthor("cvhub")
     c.setCreator("cvhub")
     y = A4[1] - 50
     c.setFont("Helvetica-Bold", 14)
-    c.drawString(40, y, _title(data).replace("—", "-"))
+    c.drawString(40, y, text(_title(data).replace("—", "-")))
     y -= 24
     c.setFont("Helvetica", 9)
     rows = _summary_rows(totals)
     for k, v in rows[:22]:
-        c.drawString(50, y, k)
-        c.drawRightString(330, y, v)
+        c.drawString(50, y, text(k))
+        c.drawRightString(330, y, text(v))
         y -= 12
     y -= 8
     drawing = chart_drawing(data)
@@ -572,10 +629,10 @@ def render_pdf(data: PackageData, totals: dict[str, Any], options: PackageOption
         if y < 60:
             break
         where = f"{x.statement_id}#{x.line_no}" if x.line_no else (x.item_id or "")
-        c.drawString(40, y, f"{x.business_date.isoformat()}  {x.code}")
-        c.drawString(190, y, where[:40])
-        c.drawRightString(440, y, f"{_money(x.amount_minor, x.currency)} {x.currency}")
-        c.drawString(450, y, x.detail[:28])
+        c.drawString(40, y, text(f"{x.business_date.isoformat()}  {x.code}"))
+        c.drawString(190, y, text(where)[:40])
+        c.drawRightString(440, y, text(f"{_money(x.amount_minor, x.currency)} {x.currency}"))
+        c.drawString(450, y, text(x.detail)[:28])
         y -= 11
         shown += 1
     if len(data.open_exceptions) > shown:
@@ -590,6 +647,40 @@ def render_pdf(data: PackageData, totals: dict[str, Any], options: PackageOption
 
 def _sha(b: bytes) -> str:
     return hashlib.sha256(b).hexdigest()
+
+
+_MATCHED_TEXT = ("account", "statement_id", "direction", "currency", "item_kind", "item_id", "item_ref",
+                 "voucher_no", "piece_no", "obligor_uscc", "rule", "counterparty", "bank_ref")
+_EXCEPTION_TEXT = ("code", "account", "statement_id", "item_id", "currency", "obligor_uscc", "status",
+                   "detail", "direction", "remittance_info", "counterparty")
+
+
+def inert_report(data: PackageData) -> dict[str, Any]:
+    """The manifest's ``inert`` section: how many text values looked like formulas (neutralised
+    in the CSV, quote-prefixed in the XLSX) and every value the files could not carry exactly
+    (controls shown as ``[U+XXXX]``) with its original and where it sits."""
+    formula_like = 0
+    altered: list[dict[str, Any]] = []
+    records: list[tuple[str, Any, tuple[str, ...]]] = [("matched", r, _MATCHED_TEXT) for r in data.matched]
+    seen: set[tuple[Any, ...]] = set()
+    for x in (*data.exceptions, *data.open_exceptions):    # an exception raised today is also open
+        key = (x.code, x.account, x.statement_id, x.line_no, x.item_id, x.business_date)
+        if key not in seen:
+            seen.add(key)
+            records.append(("exception", x, _EXCEPTION_TEXT))
+    for kind, rec, names in records:
+        for name in names:
+            value = getattr(rec, name)
+            if not value:
+                continue
+            formula_like += inert.formula_like(value)
+            if inert.has_unsafe_chars(value):
+                altered.append({"record": kind, "statement_id": rec.statement_id, "line_no": rec.line_no,
+                                "item_id": rec.item_id, "field": name, "original": value,
+                                "written": inert.visible_text(value)})
+    return {"rule": inert.RULE, "formula_like_values": formula_like, "altered_values": altered,
+            "restore": "CSV: drop one leading apostrophe from a text cell that has one; XLSX: cell values "
+                       "are the text itself; altered_values: the originals of what no file carries exactly"}
 
 
 def write_package(data: PackageData, out_dir: Path, options: PackageOptions) -> PackageResult:
@@ -621,9 +712,12 @@ def write_package(data: PackageData, out_dir: Path, options: PackageOptions) -> 
         "totals": totals,
         "daily": {ccy: [{"date": dd.isoformat(), "expected": _money(e, ccy), "received": _money(r, ccy)}
                         for dd, e, r in series] for ccy, series in data.daily.items()},
+        "inert": inert_report(data),
+        "sources": data.sources,
     }
     mpath = out_dir / "manifest.json"
-    _write_atomic(mpath, (json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode())
+    text = inert.json_text(json.dumps(manifest, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    _write_atomic(mpath, text.encode())
     return PackageResult(out_dir, (*paths, mpath), mpath, totals)
 
 

@@ -27,6 +27,7 @@ from sqlalchemy import Table, select, update
 from sqlalchemy.orm import Session
 
 from ledger.canonical import PaymentStatus, Statement, StatementEntry
+from ledger.lexical import FORBIDDEN
 from ledger.models import InstructionRow
 from ledger.money import to_decimal_text
 from ledger.recon.engine import MatchOutcome, match_statement
@@ -543,7 +544,7 @@ def settle_matches(session: Session, key: str, lines: Sequence[StatementEntry], 
             "cmd": "settle",
             "key": "recon:" + hashlib.sha256(f"{key}|{item_id}".encode()).hexdigest()[:40],
             "instruction_id": item_id,
-            "statement_ref": f"{key}#{first_line[item_id] + 1}"[:200],
+            "statement_ref": _ledger_text(f"{key}#{first_line[item_id] + 1}")[:200],
             "amount": to_decimal_text(it.amount_minor, it.currency),
             "currency": it.currency,
             "on": (e.value_date or e.booking_date or business_date).isoformat(),
@@ -584,8 +585,8 @@ def mark_returns(session: Session, key: str, lines: Sequence[StatementEntry], ou
             "key": "recon:ret:" + hashlib.sha256(
                 f"{key}|{x.line_index}|{it.item_id}".encode()).hexdigest()[:36],
             "instruction_id": it.item_id,
-            "reason": f"returned on statement {key} line {x.line_index + 1}: "
-                      f"{e.return_reason or e.bank_tx_code or 'reversal'}"[:500],
+            "reason": _ledger_text(f"returned on statement {key} line {x.line_index + 1}: "
+                                   f"{e.return_reason or e.bank_tx_code or 'reversal'}")[:500],
             "on": (e.value_date or e.booking_date or business_date).isoformat(),
         })
     if cmds:
@@ -616,12 +617,19 @@ def _reverse_command(key_seed: str, ins: InstructionRow, statement_ref: str, rea
         "cmd": "reverse_settlement",
         "key": "recon:rev:" + hashlib.sha256(key_seed.encode()).hexdigest()[:36],
         "instruction_id": ins.instruction_id,
-        "statement_ref": statement_ref[:200],
+        "statement_ref": _ledger_text(statement_ref)[:200],
         "amount": to_decimal_text(ins.amount_minor if amount_minor is None else amount_minor, cur),
         "currency": cur,
-        "reason": reason[:500],
+        "reason": _ledger_text(reason)[:500],
         "on": on.isoformat(),
     }
+
+
+def _ledger_text(text: str) -> str:
+    """Bank text embedded in a ledger command's reference or reason: the ledger refuses every
+    control character (a tab in a camt Id or a return reason would fail the statement), so each
+    becomes a space here; the statement line itself keeps the original."""
+    return FORBIDDEN.sub(" ", text)
 
 
 def _reversal_note(res: Any, iid: str) -> str:

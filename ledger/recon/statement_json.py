@@ -16,6 +16,8 @@ from datetime import date, datetime
 from typing import Any
 
 from ledger.canonical import Party, Statement, StatementEntry, TransactionDetail
+from ledger.command_text import DuplicateField, loads_strict
+from ledger.lexical import FORBIDDEN, FORBIDDEN_IN_FREE_TEXT, describe, iso_date, iso_datetime
 from ledger.money import AmountError, to_minor
 
 
@@ -29,7 +31,7 @@ def _date(v: Any, where: str) -> date | None:
     if not isinstance(v, str):
         raise StatementJsonError(f"{where}: expected a YYYY-MM-DD date, got {type(v).__name__}")
     try:
-        return date.fromisoformat(v[:10])
+        return iso_date(v)
     except ValueError as e:
         raise StatementJsonError(f"{where}: {v!r} is not a date") from e
 
@@ -44,8 +46,45 @@ def _int(v: Any, where: str, *, required: bool) -> int | None:
     return v
 
 
+# Free text (remittance lines, names, references) may hold tab and line breaks, as camt text can;
+# never NUL, other controls or lone surrogates (they cannot be stored the same on both databases).
+# The statement's own identity (id, account, currency) none at all.
+_BAD = FORBIDDEN_IN_FREE_TEXT.search
+
+
+def _bad_text(v: str, where: str) -> None:
+    m = FORBIDDEN_IN_FREE_TEXT.search(v)
+    assert m is not None
+    raise StatementJsonError(f"{where}: contains {describe(m.group())} (never stored)")
+
+
+def _opt_text(obj: dict[str, Any], name: str, where: str) -> str | None:
+    v = obj.get(name)
+    if v is None:
+        return None
+    if type(v) is not str:
+        raise StatementJsonError(f"{where}.{name}: expected text")
+    if _BAD(v):
+        _bad_text(v, f"{where}.{name}")
+    return v
+
+
+def _party(cp: dict[str, Any], where: str) -> Party:
+    return Party(_opt_text(cp, "name", where), _opt_text(cp, "account", where), _opt_text(cp, "agent", where),
+                 _opt_text(cp, "uscc", where))
+
+
+def _decimal_text(v: Any, where: str) -> str:
+    """An amount given as decimal text; a JSON number was already a binary float when it got here."""
+    if type(v) is not str:
+        raise StatementJsonError(f'{where}: expected decimal text like "100.50", got {type(v).__name__}')
+    return v
+
+
 _TEXT_FIELDS = ("status", "entry_ref", "account_servicer_ref", "end_to_end_id", "instruction_id",
                 "mandate_or_serial", "remittance_info", "bank_tx_code", "return_reason")
+_TX_TEXT_FIELDS = ("currency", "end_to_end_id", "instruction_id", "payment_info_id", "account_servicer_ref",
+                   "remittance_info", "return_reason")
 _NO_PARTY = Party()
 _MISSING = object()
 
@@ -61,7 +100,7 @@ def _entry(obj: Any, where: str, default_ccy: str, dates: dict[Any, date | None]
     if type(amount) is not int:
         if amount is _MISSING and "amount" in obj:
             try:
-                amount = to_minor(str(obj["amount"]), ccy)
+                amount = to_minor(_decimal_text(obj["amount"], f"{where}.amount"), ccy)
             except AmountError as e:
                 raise StatementJsonError(f"{where}.amount: {e}") from e
         elif amount is _MISSING:
@@ -87,12 +126,14 @@ def _entry(obj: Any, where: str, default_ccy: str, dates: dict[Any, date | None]
         if v is not None:
             if type(v) is not str:
                 raise StatementJsonError(f"{where}.{f}: expected text")
+            if _BAD(v):
+                _bad_text(v, f"{where}.{f}")
             texts[f] = v
     cp = get("counterparty")
     if cp:
         if type(cp) is not dict:
             raise StatementJsonError(f"{where}.counterparty: expected an object")
-        party = Party(cp.get("name"), cp.get("account"), cp.get("agent"), cp.get("uscc"))
+        party = _party(cp, f"{where}.counterparty")
     else:
         party = _NO_PARTY
     line = get("line")
@@ -117,7 +158,7 @@ def _minor_of(obj: dict[str, Any], name: str, ccy: str, where: str) -> int | Non
     if text is None:
         return None
     try:
-        return to_minor(str(text), ccy, allow_negative=True)
+        return to_minor(_decimal_text(text, f"{where}.{name}"), ccy, allow_negative=True)
     except AmountError as e:
         raise StatementJsonError(f"{where}.{name}: {e}") from e
 
@@ -135,12 +176,11 @@ def _transactions(txs: Any, where: str, ccy: str) -> tuple[TransactionDetail, ..
         cd = tx.get("credit_debit")
         if cd not in (None, "CRDT", "DBIT"):
             raise StatementJsonError(f"{w}.credit_debit: expected CRDT or DBIT, got {cd!r}")
-        out.append(TransactionDetail(
-            amount_minor=_minor_of(tx, "amount", tccy, w), currency=tx.get("currency"), credit_debit=cd,
-            end_to_end_id=tx.get("end_to_end_id"), instruction_id=tx.get("instruction_id"),
-            payment_info_id=tx.get("payment_info_id"), account_servicer_ref=tx.get("account_servicer_ref"),
-            remittance_info=tx.get("remittance_info"), return_reason=tx.get("return_reason"),
-            counterparty=Party(cp.get("name"), cp.get("account"), cp.get("agent"), cp.get("uscc"))))
+        if not isinstance(cp, dict):
+            raise StatementJsonError(f"{w}.counterparty: expected an object")
+        t = {f: _opt_text(tx, f, w) for f in _TX_TEXT_FIELDS}
+        out.append(TransactionDetail(amount_minor=_minor_of(tx, "amount", tccy, w), credit_debit=cd,
+                                     counterparty=_party(cp, f"{w}.counterparty"), **t))
     return tuple(out)
 
 
@@ -150,13 +190,16 @@ def statement_from_obj(obj: Any, where: str = "statement") -> Statement:
     for f in ("statement_id", "account", "currency"):
         if not isinstance(obj.get(f), str) or not obj[f]:
             raise StatementJsonError(f"{where}.{f}: required text")
+        bad = FORBIDDEN.search(obj[f])
+        if bad:
+            raise StatementJsonError(f"{where}.{f}: contains {describe(bad.group())} (never stored)")
     where = f"statement {obj['statement_id']}"
     entries = obj.get("entries")
     if not isinstance(entries, list):
         raise StatementJsonError(f"{where}.entries: expected a list")
     created = obj.get("created_at")
     try:
-        created_at = datetime.fromisoformat(created) if isinstance(created, str) and created else None
+        created_at = iso_datetime(created) if isinstance(created, str) and created else None
     except ValueError as e:
         raise StatementJsonError(f"{where}.created_at: {created!r} is not ISO 8601") from e
     ccy = obj["currency"]
@@ -171,8 +214,8 @@ def statement_from_obj(obj: Any, where: str = "statement") -> Statement:
         closing_balance_minor=_minor_of(obj, "closing_balance", ccy, where),
         entries=_entries(entries, where, ccy),
         legal_sequence=_int(obj.get("legal_sequence"), f"{where}.legal_sequence", required=False),
-        account_servicer=obj.get("account_servicer"),
-        message_id=obj.get("message_id"),
+        account_servicer=_opt_text(obj, "account_servicer", where),
+        message_id=_opt_text(obj, "message_id", where),
         page=_int(obj.get("page"), f"{where}.page", required=False),
     )
 
@@ -192,9 +235,17 @@ def _entries(objs: list[Any], where: str, ccy: str) -> tuple[StatementEntry, ...
 def load_statements(text: str | bytes, source: str = "<statement>") -> list[Statement]:
     """Every statement in a canonical statement JSON document."""
     try:
-        doc = json.loads(text)
+        doc = loads_strict(text)  # a key twice in one object is refused, not "last one wins"
+    except DuplicateField as e:
+        raise StatementJsonError(f"{source}: {e}") from e
+    except RecursionError as e:
+        raise StatementJsonError(f"{source}: nested too deeply to be a statement") from e
+    except UnicodeDecodeError as e:
+        raise StatementJsonError(f"{source}: not UTF-8 at byte {e.start + 1}: {e.reason}") from e
     except json.JSONDecodeError as e:
         raise StatementJsonError(f"{source}: not JSON (line {e.lineno}, column {e.colno}): {e.msg}") from e
+    except ValueError as e:  # an integer literal beyond Python's 4,300 digits
+        raise StatementJsonError(f"{source}: not usable JSON: {e}") from e
     if isinstance(doc, dict) and "statements" in doc:
         doc = doc["statements"]
     docs = doc if isinstance(doc, list) else [doc]

@@ -12,10 +12,13 @@ flow does not care whether a bank speaks SOAP or REST.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any, Literal, Protocol
+
+log = logging.getLogger("cvhub.flows.banks")
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,14 +175,20 @@ class _RestDesk:
 
     def notices(self, since: str | None) -> tuple[dict[str, Decision], str | None]:
         """Decision and disbursement notices after cursor ``since``; the latest per serial wins."""
+        from connectors.errors import PaginationLimit
+
         out: dict[str, Decision] = {}
         cursor = since
-        for page in self.client.iter_notices(since=since):
-            for n in page.notices:
-                st = n.state
-                out[n.serial_no] = _normalise(st.status, st.reason_code, st.bank_ref,
-                                              st.disbursed_amount_minor)
-            cursor = page.cursor
+        try:
+            for page in self.client.iter_notices(since=since):
+                for n in page.notices:
+                    st = n.state
+                    out[n.serial_no] = _normalise(st.status, st.reason_code, st.bank_ref,
+                                                  st.disbursed_amount_minor)
+                cursor = page.cursor
+        except PaginationLimit as limit:
+            # bounded run: what came is processed and its cursor saved; the next run resumes there
+            log.warning("%s (%d notices kept)", limit, len(out))
         return out, cursor
 
     def close(self) -> None:

@@ -17,6 +17,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from connectors.strict_json import dumps_exact
 from cvhub.settings import Settings
 
 
@@ -53,7 +54,8 @@ def write_batch(path: Path, data: bytes) -> dict[str, Any]:
 
 
 def write_json(path: Path, value: Any) -> dict[str, Any]:
-    return write_batch(path, json.dumps(value, ensure_ascii=False, sort_keys=True, indent=0).encode())
+    # dumps_exact: records from the connectors carry exact Decimal numbers (never floats)
+    return write_batch(path, dumps_exact(value, ensure_ascii=False, sort_keys=True, indent=0).encode())
 
 
 def existing(path: Path) -> dict[str, Any] | None:

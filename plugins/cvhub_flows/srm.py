@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from connectors.archive import Archive
-from connectors.errors import ClientError, FatalError
+from connectors.errors import ClientError, FatalError, PaginationLimit
 from cvhub.settings import Settings
 from ledger import quarantine
 from ledger.canonical import Payable
@@ -79,9 +79,13 @@ def fetch_payables(settings: Settings, *, interval: str) -> dict[str, Any]:
         try:
             records: list[dict[str, Any]] = []
             cursor = since
-            for page in client.iter_pages(since=since):
-                records.extend(page.records)
-                cursor = page.cursor
+            try:
+                for page in client.iter_pages(since=since):
+                    records.extend(page.records)
+                    cursor = page.cursor
+            except PaginationLimit as limit:
+                # bounded run: keep what came and its cursor (issue advances it); the next run resumes
+                log.warning("%s (%d payables kept)", limit, len(records))
         finally:
             client.close()
         ref = write_json(path, {"since": since, "cursor": cursor, "payables": records})

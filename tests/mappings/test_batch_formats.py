@@ -63,7 +63,7 @@ def test_srm_document_level_errors() -> None:
     assert info.value.field == "payables"
     with pytest.raises(FieldError) as info:
         parse_srm_payables(b"\xff\xfe", source="p.json")
-    assert info.value.code == "malformed_json"
+    assert info.value.code == "bad_encoding"
 
 
 def test_srm_float_free_and_quarantine_keeps_raw() -> None:

@@ -131,7 +131,7 @@ def test_sftp_hook_connects_with_pinned_key_and_refuses_others(
         c.list_complete()
 
     _set_conn(monkeypatch, "cvhub_erp", _sftp_conn(sshd, no_host_key_check=True))
-    with pytest.raises(ConfigurationError, match="no_host_key_check is refused"):
+    with pytest.raises(ConfigurationError, match="no_host_key_check=true is refused"):
         ErpHook().get_settings()
     conn = _sftp_conn(sshd)
     del conn["extra"]["host_key"]  # type: ignore[attr-defined]

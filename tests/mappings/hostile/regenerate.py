@@ -223,7 +223,7 @@ put(
     "pain002",
     "unknown_status",
 )
-put("srm_deep_json.json", b"[" * 100_000 + b"]" * 100_000, "srm", "malformed_json")
+put("srm_deep_json.json", b"[" * 100_000 + b"]" * 100_000, "srm", "too_deep")
 put("srm_not_json.json", b'{"payables": [', "srm", "malformed_json")
 put(
     "csv_missing_columns.csv",
